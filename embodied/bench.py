@@ -1,0 +1,79 @@
+"""`embodied bench sim`: physics steps/s and real-time factor with a full scene, rendered RGB-D frames/s,
+and seconds per pick-and-place — measured, printed as JSON."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pybullet as p
+
+from envs.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS
+from envs.sim import DT
+from envs.tabletop import TabletopEnv
+from envs.tasks import SceneSpec, Task
+from skills import SkillCall, get_skill
+
+
+def full_scene_task(seed: int) -> Task:
+    """6 blocks and 4 bowls, the largest scene the table takes."""
+    blocks = list(COLOR_NAMES[:MAX_BLOCKS])
+    bowls = list(COLOR_NAMES[MAX_BLOCKS:MAX_BLOCKS + MAX_BOWLS])
+    return Task(id=f"bench-{seed}", instruction=f"put the {blocks[0]} block in the {bowls[0]} bowl",
+                scene=SceneSpec(blocks=blocks, bowls=bowls), goal=[["in", f"{blocks[0]} block", f"{bowls[0]} bowl"]],
+                seed=seed, max_steps=4)
+
+
+def bench_sim(physics_steps: int = 4000, frames: int = 60, picks: int = 6, image_size: int = 128,
+              renderer: str = "tiny", seed: int = 0) -> dict[str, Any]:
+    """Measure one core's physics rate (arm holding still under gravity and contact), render rate, and
+    the time a pick-and-place takes including inverse kinematics and its checks."""
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
+    except (AttributeError, OSError):
+        pass
+    env = TabletopEnv(image_size=(image_size, image_size), renderer=renderer)
+    task = full_scene_task(seed)
+    env.reset(seed=seed, options={"task": task})
+    client = env.world.client
+    t = time.perf_counter()
+    for _ in range(physics_steps):
+        p.stepSimulation(physicsClientId=client)
+    physics_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(frames):
+        rgb, depth, zbuf = env.world.render()
+    render_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(frames):
+        env.world.points(*env.world.render()[::2])
+    points_s = time.perf_counter() - t
+    # pick-and-place: move blocks into bowls and back onto the table's named locations
+    env.reset(seed=seed, options={"task": task})
+    state = env.scene_state()
+    skill = get_skill("pick_and_place")
+    targets = state.bowls + ["middle", "top left corner"]
+    times, successes, steps = [], 0, 0
+    for i, block in enumerate(state.blocks[:picks]):
+        call = SkillCall("pick_and_place", {"block": block, "target": targets[i % len(targets)]})
+        t = time.perf_counter()
+        res = skill.execute(env.robot, skill.params(call.args))
+        times.append(time.perf_counter() - t)
+        successes += res.success
+        steps += res.steps
+    env.close()
+    steps_per_s = physics_steps / physics_s
+    return {
+        "scene": {"blocks": MAX_BLOCKS, "bowls": MAX_BOWLS, "robot": "franka_panda"},
+        "physics_steps_per_s": round(steps_per_s, 1),
+        "real_time_factor": round(steps_per_s * DT, 2),
+        "render": renderer, "image_size": image_size,
+        "rgbd_frames_per_s": round(frames / render_s, 1),
+        "rgbd_points_frames_per_s": round(frames / points_s, 1),
+        "pick_and_place_s": round(float(np.mean(times)), 3),
+        "pick_and_place_success": f"{successes}/{len(times)}",
+        "physics_steps_per_pick_and_place": round(steps / max(len(times), 1), 1),
+        "pick_and_place_real_time_factor": round(steps * DT / sum(times), 2),
+    }

@@ -1,0 +1,234 @@
+"""The `embodied` command line: thin `main()`s over the library; the console belongs to this module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from envs.errors import EmbodiedError, TaskError
+
+console = Console(stderr=True)
+out_console = Console()
+log = logging.getLogger("embodied")
+
+
+# ---------------------------------------------------------------------- helpers
+def _default_out(kind: str) -> Path:
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _load_task(args: argparse.Namespace) -> Any:
+    from envs.generator import generate
+    from envs.tasks import load_tasks
+
+    if args.tasks:
+        tasks = load_tasks(args.tasks)
+        if args.id is None:
+            if len(tasks) != 1:
+                raise TaskError(f"{args.tasks} holds {len(tasks)} tasks: choose one with --id")
+            task = tasks[0]
+        else:
+            match = [t for t in tasks if t.id == args.id]
+            if not match:
+                from envs.scene import suggest
+
+                raise TaskError(f"{args.tasks}: no task with id {args.id!r}{suggest(args.id, [t.id for t in tasks])}")
+            task = match[0]
+        if args.seed is not None:
+            task.seed = args.seed
+        return task
+    if args.generate:
+        return generate(args.generate, args.seed if args.seed is not None else 0)
+    raise TaskError("say what to do: --tasks FILE [--id ID] or --generate FAMILY")
+
+
+def _make_planner(name: str, args: argparse.Namespace) -> Any:
+    from embodied.planners.registry import make_planner
+
+    return make_planner(name)
+
+
+def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
+    table = Table(title=f"step {i}", show_lines=False, title_justify="left")
+    for col, just in (("option", "left"), ("llm", "right"), ("affordance", "right"), ("combined", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    ranked = sorted(decision.options, key=lambda o: -o.combined)[:top]
+    for o in ranked:
+        chosen = decision.call is not None and o.call.key() == decision.call.key()
+        style = "bold green" if chosen else ""
+        table.add_row(o.text, f"{o.llm:.3f}", f"{o.affordance:.2f}", f"{o.combined:.3f}", style=style)
+    if not ranked and decision.call is not None:
+        from skills import call_text
+
+        table.add_row(call_text(decision.call), "-", "-", "-", style="bold green")
+    if result is not None:
+        status = "[green]ok[/]" if result.success else f"[red]failed: {result.reason}[/]"
+        table.caption = f"{status} ({result.steps} physics steps)"
+    return table
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from embodied.episode import VideoRecorder, run_episode, write_run
+    from envs.tabletop import TabletopEnv
+
+    task = _load_task(args)
+    planner = _make_planner(args.planner, args)
+    out = Path(args.out) if args.out else _default_out("run")
+    console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {planner.name})")
+    env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    try:
+        recorder = VideoRecorder(env) if args.video else None
+        result = run_episode(env, task, planner, video=recorder,
+                             on_step=lambda i, d, r: console.print(_step_table(i, d, r)))
+        write_run(result, out, {"command": "run", "task": task.to_dict(), "planner": planner.name,
+                                "image_size": args.image_size, "video": args.video})
+        if recorder is not None:
+            recorder.save(out / "video.mp4")
+    finally:
+        env.close()
+    colour = {"success": "green", "failed": "red", "cannot": "yellow"}[result.outcome]
+    console.print(f"[{colour}]{result.outcome}[/] after {len(result.steps)} skill calls"
+                  f"{': ' + result.reason if result.reason else ''}  ->  {out}/summary.json")
+    return {"success": 0, "failed": 1, "cannot": 3}[result.outcome]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from embodied.evaluate import evaluate
+    from envs.tabletop import TabletopEnv
+    from envs.tasks import load_tasks
+
+    tasks = load_tasks(args.tasks)
+    planner = _make_planner(args.planner, args)
+    out = Path(args.out) if args.out else _default_out("eval")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks),
+                                                 "planner": planner.name, "n": len(tasks)}, indent=2))
+    env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    wins = [0, 0]
+    with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[rate]}"), console=console) as progress:
+        bar = progress.add_task("eval", total=len(tasks), rate="")
+
+        def tick(row: dict[str, Any]) -> None:
+            wins[0] += row["success"]
+            wins[1] += 1
+            progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
+
+        try:
+            report = evaluate(tasks, planner, out, env, on_episode=tick, resume=not args.fresh)
+        finally:
+            env.close()
+    out_console.print_json(json.dumps(report))
+    console.print(f"results: {out}/results.jsonl  report: {out}/report.json")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "sim":
+        from embodied.bench import bench_sim
+
+        result = bench_sim(image_size=args.image_size, renderer=args.renderer)
+    else:
+        raise EmbodiedError(f"unknown benchmark {args.what!r}")
+    out_console.print_json(json.dumps(result))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from envs.generator import FAMILY_NAMES, generate_suite
+    from envs.tasks import save_tasks
+
+    if args.families:
+        families = [f.strip() for f in args.families.split(",") if f.strip()]
+        for f in families:
+            if f not in FAMILY_NAMES:
+                from envs.scene import suggest
+
+                raise TaskError(f"unknown family {f!r}{suggest(f, list(FAMILY_NAMES))}; families: {', '.join(FAMILY_NAMES)}")
+    else:
+        families = None
+    tasks = generate_suite(args.n, args.seed, families)
+    save_tasks(tasks, args.out)
+    console.print(f"wrote {len(tasks)} tasks to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one episode and write summary.json (and video.mp4)")
+    run.add_argument("--tasks", type=Path, help="task file (JSON lines)")
+    run.add_argument("--id", help="task id in --tasks")
+    run.add_argument("--generate", metavar="FAMILY", help="generate a task of this family")
+    run.add_argument("--planner", default="oracle", help="planner name (default: oracle)")
+    run.add_argument("--seed", type=int, help="generator seed with --generate; overrides the task's seed otherwise")
+    run.add_argument("--out", help="run folder (default runs/run-<time>)")
+    run.add_argument("--video", action="store_true", help="also write video.mp4")
+    run.add_argument("--image-size", type=int, default=128, help="camera image side in pixels")
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="run every task of a file; results.jsonl + report.json")
+    ev.add_argument("--tasks", type=Path, required=True)
+    ev.add_argument("--planner", default="oracle")
+    ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
+    ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
+    ev.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")
+    ev.set_defaults(func=cmd_eval)
+
+    bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
+    bench.add_argument("what", choices=["sim"])
+    bench.add_argument("--image-size", type=int, default=128)
+    bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
+    bench.set_defaults(func=cmd_bench)
+
+    tasks = sub.add_parser("tasks", help="generate a task file")
+    tasks.add_argument("action", choices=["generate"])
+    tasks.add_argument("--n", type=int, default=100)
+    tasks.add_argument("--seed", type=int, default=0)
+    tasks.add_argument("--families", help="comma-separated families (default: all)")
+    tasks.add_argument("--out", type=Path, required=True)
+    tasks.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn known errors into one clear line and a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+    try:
+        return int(args.func(args) or 0)
+    except EmbodiedError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    except FileNotFoundError as exc:
+        console.print(f"[bold red]error:[/] file not found: {exc.filename}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; results written so far are kept")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the console shows one line unless --verbose
+        if args.verbose:
+            console.print_exception()
+        else:
+            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with -v for details)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""One episode: reset the world for a task, ask the planner for a skill call each step, execute it with
+real physics, feed the outcome back, and judge the goal on the physical state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodied.planners.base import Decision, Planner
+from envs.tabletop import TabletopEnv
+from envs.tasks import Task
+from skills import SkillResult, call_text, get_skill
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[[int, Decision, SkillResult | None], None]
+
+
+@dataclass
+class EpisodeResult:
+    """What `summary.json` holds: outcome, every skill call with its result, and costs."""
+
+    task: Task
+    planner: str
+    outcome: str = "failed"  # success | failed | cannot
+    reason: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    physics_steps: int = 0
+    seconds: float = 0.0
+    goal_values: list[bool] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == "success"
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.task.id, "instruction": self.task.instruction, "family": self.task.family,
+                "planner": self.planner, "seed": self.task.seed, "success": self.success,
+                "outcome": self.outcome, "reason": self.reason, "steps": self.steps,
+                "n_steps": len(self.steps), "goal": self.task.goal, "goal_values": self.goal_values,
+                "physics_steps": self.physics_steps, "seconds": round(self.seconds, 3), **self.extra}
+
+
+class VideoRecorder:
+    """Collects frames from an oblique camera every few physics steps while skills run."""
+
+    def __init__(self, env: TabletopEnv, size: tuple[int, int] = (240, 320)) -> None:
+        from envs.sim import CameraConfig
+
+        self.env = env
+        self.camera = CameraConfig(width=size[1], height=size[0], fov_deg=55.0, height_above_table=0.95)
+        self.frames: list[np.ndarray] = []
+
+    def __enter__(self) -> VideoRecorder:
+        self.env.world.frame_hook = self.capture
+        self.capture()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.env.world.frame_hook = None
+
+    def capture(self) -> None:
+        if self.env.world.steps % 4 == 0:
+            self.frames.append(self.env.world.render(self.camera)[0])
+
+    def save(self, path: Path, fps: int = 15) -> None:
+        import imageio.v2 as imageio
+
+        with imageio.get_writer(path, fps=fps, codec="libx264", quality=6, macro_block_size=8) as writer:
+            for frame in self.frames:
+                writer.append_data(frame)
+
+
+def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: StepHook | None = None,
+                video: VideoRecorder | None = None) -> EpisodeResult:
+    """Run ``task`` with ``planner`` until it says done, it cannot go on, or ``task.max_steps`` calls."""
+    t0 = time.perf_counter()
+    env.reset(seed=task.seed, options={"task": task})
+    planner.reset(task)
+    result = EpisodeResult(task=task, planner=planner.name)
+    start_steps = env.world.steps
+    for i in range(task.max_steps + 1):
+        state = env.scene_state()
+        decision = planner.step(state)
+        result.trace.append({"step": i, "chosen": decision.call.to_dict() if decision.call else None,
+                             "options": [o.to_dict() for o in decision.options]})
+        if decision.call is None:
+            result.outcome, result.reason = "cannot", decision.reason or "the planner found no way to do this"
+            if on_step:
+                on_step(i, decision, None)
+            break
+        if decision.call.name == "done":
+            if on_step:
+                on_step(i, decision, None)
+            break
+        if i == task.max_steps:
+            result.reason = f"step limit ({task.max_steps}) reached"
+            break
+        skill = get_skill(decision.call.name)
+        ctx = video if video is not None else _Null()
+        with ctx:
+            outcome = skill.execute(env.robot, skill.params(decision.call.args))
+        after = env.scene_state()
+        result.steps.append({"step": i, **decision.call.to_dict(), "text": call_text(decision.call),
+                             "result": outcome.to_dict()})
+        planner.feedback(decision.call, outcome, after)
+        if on_step:
+            on_step(i, decision, outcome)
+    ev = env.evaluate()
+    result.goal_values = ev["goal_values"]
+    if result.outcome != "cannot":
+        result.outcome = "success" if ev["success"] else "failed"
+        if not ev["success"] and not result.reason:
+            failed = [s["result"]["reason"] for s in result.steps if not s["result"]["success"]]
+            result.reason = failed[-1] if failed else "the plan ended with the goal unmet"
+    result.physics_steps = env.world.steps - start_steps
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def write_run(result: EpisodeResult, out: Path, resolved_config: dict[str, Any]) -> None:
+    """`summary.json`, `trace.jsonl` and the resolved config of the run."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(result.summary(), indent=2))
+    with (out / "trace.jsonl").open("w") as f:
+        for row in result.trace:
+            f.write(json.dumps(row) + "\n")
+    (out / "config.json").write_text(json.dumps(resolved_config, indent=2))

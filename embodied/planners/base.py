@@ -1,0 +1,47 @@
+"""The planner seam: `reset(task)`, then `step(state) -> Decision` once per skill, `feedback(...)` after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from envs.scene import SceneState
+from envs.tasks import Task
+from skills.base import SkillCall, SkillResult
+
+
+@dataclass
+class ScoredOption:
+    """One candidate with its scores: language model (log-prob), affordance, combined (for ranking)."""
+
+    call: SkillCall
+    text: str
+    llm: float = 0.0
+    affordance: float = 1.0
+    combined: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, **self.call.to_dict(), "llm": round(self.llm, 5),
+                "affordance": round(self.affordance, 5), "combined": round(self.combined, 5)}
+
+
+@dataclass
+class Decision:
+    """The chosen call (``SkillCall("done")`` to stop; ``None`` when the planner says it cannot),
+    the scored options behind it, and a sentence when it cannot."""
+
+    call: SkillCall | None
+    options: list[ScoredOption] = field(default_factory=list)
+    reason: str = ""
+
+
+class Planner(Protocol):
+    """Oracle, SayCan and PaLM-E planners share this, so `--planner` is one flag."""
+
+    name: str
+
+    def reset(self, task: Task) -> None: ...
+
+    def step(self, state: SceneState) -> Decision: ...
+
+    def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None: ...

@@ -1,0 +1,22 @@
+"""Planner registry keyed by a `type` name: `--planner NAME` picks one."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from envs.errors import EmbodiedError
+from envs.scene import suggest
+
+PLANNERS: dict[str, str] = {
+    "oracle": "embodied.planners.oracle:OracleAgent",
+}
+
+
+def make_planner(name: str, **kwargs: Any) -> Any:
+    """Build the planner registered as ``name`` (a clear error with a hint otherwise)."""
+    if name not in PLANNERS:
+        raise EmbodiedError(f"unknown planner {name!r}{suggest(name, list(PLANNERS))}; "
+                            f"planners: {', '.join(PLANNERS)}")
+    module, cls = PLANNERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)

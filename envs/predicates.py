@@ -1,0 +1,112 @@
+"""Goal predicates: validation of their form and evaluation on the symbolic state.
+
+A goal is a conjunction (a list) of predicates:
+  ``["in", "<colour> block", "<colour> bowl"]``   the block rests in the bowl (directly or on blocks in it)
+  ``["on", "<colour> block", "<colour> block"]``  the first block rests directly on the second
+  ``["at", "<colour> block", "<location>"]``      the block rests at the named location (or on a block there)
+  ``["stacked", ["<colour> block", ...]]``        one tower of exactly these blocks, in any order
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from envs.errors import PredicateError, UnknownObjectError
+from envs.scene import LOCATION_NAMES, LOCATIONS, parse_object_name, suggest
+from envs.symbolic import SymbolicState
+
+PREDICATES: dict[str, str] = {
+    "in": "block, bowl",
+    "on": "block, block",
+    "at": "block, location",
+    "stacked": "[block, block, ...]",
+}
+
+
+def _check_object(name: object, kind: str, names: Iterable[str] | None, where: str) -> None:
+    if not isinstance(name, str):
+        raise PredicateError(f"{where}: expected a {kind} name, got {name!r}")
+    if kind == "location":
+        if name not in LOCATIONS:
+            raise UnknownObjectError(f"{where}: unknown location {name!r}{suggest(name, LOCATION_NAMES)}; "
+                                     f"locations: {', '.join(LOCATION_NAMES)}")
+        return
+    _, got_kind = parse_object_name(name)
+    if got_kind != kind:
+        raise PredicateError(f"{where}: expected a {kind}, got {name!r}")
+    if names is not None and name not in set(names):
+        raise UnknownObjectError(f"{where}: the goal names {name!r}, which is not in the scene"
+                                 f"{suggest(name, list(names))}")
+
+
+def validate_goal(goal: object, scene_objects: Sequence[str] | None = None) -> list[list]:
+    """Check a goal's form (and, given the scene's object names, that it names only present objects)."""
+    if not isinstance(goal, list) or not goal:
+        raise PredicateError(f"goal must be a non-empty list of predicates, got {goal!r}")
+    for i, pred in enumerate(goal):
+        where = f"goal[{i}]"
+        if not isinstance(pred, list) or not pred or not isinstance(pred[0], str):
+            raise PredicateError(f"{where}: a predicate is a list like ['in', 'red block', 'green bowl'], got {pred!r}")
+        head = pred[0]
+        if head not in PREDICATES:
+            raise PredicateError(f"{where}: unknown predicate {head!r}{suggest(head, list(PREDICATES))}; "
+                                 f"known: {', '.join(PREDICATES)}")
+        if head == "stacked":
+            if len(pred) != 2 or not isinstance(pred[1], list) or len(pred[1]) < 2:
+                raise PredicateError(f"{where}: 'stacked' takes one list of two or more blocks, got {pred!r}")
+            for b in pred[1]:
+                _check_object(b, "block", scene_objects, where)
+            if len(set(pred[1])) != len(pred[1]):
+                raise PredicateError(f"{where}: 'stacked' lists a block twice: {pred[1]!r}")
+            continue
+        if len(pred) != 3:
+            raise PredicateError(f"{where}: {head!r} takes two arguments ({PREDICATES[head]}), got {pred[1:]!r}")
+        _check_object(pred[1], "block", scene_objects, where)
+        second = {"in": "bowl", "on": "block", "at": "location"}[head]
+        _check_object(pred[2], second, scene_objects, where)
+        if head == "on" and pred[1] == pred[2]:
+            raise PredicateError(f"{where}: a block cannot be on itself: {pred!r}")
+    return goal  # type: ignore[return-value]
+
+
+def holds(pred: Sequence, state: SymbolicState) -> bool:
+    """Whether one predicate is true in ``state``."""
+    head = pred[0]
+    if head == "on":
+        return state.support.get(pred[1]) == pred[2]
+    if head in ("in", "at"):
+        return pred[1] in state.support and state.base(pred[1]) == pred[2]
+    if head == "stacked":
+        tower = set(pred[1])
+        if any(b not in state.support for b in tower):
+            return False
+        bottoms = [b for b in tower if state.support[b] not in tower]
+        if len(bottoms) != 1 or state.support[bottoms[0]] in state.support or state.support[bottoms[0]] in (
+                "hand", "unknown"):
+            return False
+        # a single chain: every tower block except the top carries exactly one tower block, nothing else
+        carried = {b: state.on_top_of(b) for b in tower}
+        if any(len(v) > 1 or any(x not in tower for x in v) for v in carried.values()):
+            return False
+        return len(state.chain(max(tower, key=lambda b: len(state.chain(b))))) == len(tower) - 1
+    raise PredicateError(f"unknown predicate {head!r}")
+
+
+def goal_values(goal: Sequence[Sequence], state: SymbolicState) -> list[bool]:
+    """Truth value of every predicate of a goal."""
+    return [holds(p, state) for p in goal]
+
+
+def goal_satisfied(goal: Sequence[Sequence], state: SymbolicState) -> bool:
+    """The goal is the conjunction of its predicates."""
+    return all(goal_values(goal, state))
+
+
+def describe(pred: Sequence) -> str:
+    """A predicate as English, e.g. ``"the red block is in the green bowl"``."""
+    head = pred[0]
+    if head == "stacked":
+        return "one tower of the " + ", ".join(pred[1][:-1]) + " and " + pred[1][-1]
+    rel = {"in": "in", "on": "on", "at": "at the"}[head]
+    obj = f"the {pred[2]}" if head != "at" else pred[2]
+    return f"the {pred[1]} is {rel} {obj}"

@@ -1,0 +1,295 @@
+"""PyBullet world for the tabletop: builds the scene, renders the camera, and drives the Panda.
+
+`SimRobot` implements the Robot API (`skills.robot.Robot`) on this world: Cartesian motions through
+inverse kinematics and joint position control, and a two-finger gripper that holds objects by friction
+alone. Nothing is ever teleported after the scene is laid out, and no constraint welds an object to the hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+from envs.scene import (
+    BLOCK_SIZE,
+    BOWL_OUTER_RADIUS,
+    COLORS,
+    LOCATIONS,
+    TABLE_Z,
+    WORKSPACE_X,
+    WORKSPACE_Y,
+    ObjectState,
+    SceneState,
+    object_name,
+)
+from sim_assets import asset_path
+
+log = logging.getLogger(__name__)
+
+DT = 1.0 / 240.0
+ARM_JOINTS = list(range(7))
+FINGER_JOINTS = [9, 10]
+EE_LINK = 11  # panda_grasptarget: between the fingertips
+ARM_FORCES = [87.0] * 4 + [12.0] * 3
+FINGER_FORCE = 40.0
+REST_POSE = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
+HOME = (0.35, 0.0, TABLE_Z + 0.30)
+REACH = 0.80  # horizontal reach from the base axis used for the "unreachable" check (metres)
+CONTROL_SUBSTEPS = 4  # physics steps per IK update (60 Hz control)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """A fixed pinhole camera looking straight down at the workspace; image top is far (+x), left is +y."""
+
+    width: int = 128
+    height: int = 128
+    fov_deg: float = 50.0
+    height_above_table: float = 0.85
+    near: float = 0.05
+    far: float = 2.0
+
+    def matrices(self) -> tuple[list[float], list[float]]:
+        cx, cy = 0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y)
+        view = p.computeViewMatrix([cx, cy, TABLE_Z + self.height_above_table], [cx, cy, TABLE_Z], [1, 0, 0])
+        proj = p.computeProjectionMatrixFOV(self.fov_deg, self.width / self.height, self.near, self.far)
+        return view, proj
+
+
+class World:
+    """One PyBullet client holding the table, the Panda and the scene's blocks and bowls."""
+
+    def __init__(self, camera: CameraConfig, renderer: str = "tiny") -> None:
+        self.client = p.connect(p.DIRECT)
+        self.camera = camera
+        self.renderer = p.ER_TINY_RENDERER
+        if renderer == "egl":
+            self.renderer = self._load_egl()
+        self.bodies: dict[str, int] = {}
+        self.kinds: dict[str, str] = {}
+        self.robot = -1
+        self.steps = 0
+        self.frame_hook: Callable[[], None] | None = None
+        self._view, self._proj = camera.matrices()
+        self._inv_vp = np.linalg.inv(
+            np.asarray(self._proj).reshape(4, 4).T @ np.asarray(self._view).reshape(4, 4).T)
+
+    def _load_egl(self) -> int:
+        """Hardware (or llvmpipe) OpenGL through EGL; fall back to TinyRenderer with a warning."""
+        try:
+            import pkgutil
+
+            egl = pkgutil.get_loader("eglRenderer")
+            if egl is None or p.loadPlugin(egl.get_filename(), "_eglRendererPlugin",
+                                           physicsClientId=self.client) < 0:
+                raise RuntimeError("plugin did not load")
+            return p.ER_BULLET_HARDWARE_OPENGL
+        except Exception as exc:  # noqa: BLE001 - any failure means: no EGL here
+            log.warning("EGL renderer unavailable (%s); using TinyRenderer", exc)
+            return p.ER_TINY_RENDERER
+
+    # ---------------------------------------------------------------- building
+    def build(self, blocks: list[tuple[str, tuple[float, float], float]],
+              bowls: list[tuple[str, tuple[float, float]]]) -> None:
+        """Reset the simulation and lay out the table, robot, bowls and blocks (colour, xy, yaw)."""
+        c = self.client
+        p.resetSimulation(physicsClientId=c)
+        p.setGravity(0, 0, -9.81, physicsClientId=c)
+        p.setTimeStep(DT, physicsClientId=c)
+        p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
+        p.loadURDF(asset_path("table/table.urdf"), [0.5, 0, 0], useFixedBase=True, physicsClientId=c)
+        self.robot = p.loadURDF(asset_path("franka_panda/panda.urdf"), [0, 0, TABLE_Z], useFixedBase=True,
+                                flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS, physicsClientId=c)
+        for j, q in enumerate(REST_POSE):
+            p.resetJointState(self.robot, j, q, physicsClientId=c)
+        for j in FINGER_JOINTS:
+            p.resetJointState(self.robot, j, 0.04, physicsClientId=c)
+            p.changeDynamics(self.robot, j, lateralFriction=1.2, spinningFriction=0.01, physicsClientId=c)
+        self.bodies, self.kinds = {}, {}
+        for color, xy in bowls:
+            self._add("bowl", color, (xy[0], xy[1], TABLE_Z + 0.0005), 0.0)
+        for color, xy, yaw in blocks:
+            self._add("block", color, (xy[0], xy[1], TABLE_Z + BLOCK_SIZE / 2 + 0.0005), yaw)
+        self.steps = 0
+        # settle, then put the arm at home with the fingers open
+        self.hold_joints(self.ik(HOME, 0.0), 0.04)
+        self.step(30)
+
+    def _add(self, kind: str, color: str, pos: tuple[float, float, float], yaw: float) -> None:
+        name = object_name(color, kind)
+        body = p.loadURDF(asset_path(f"{kind}.urdf"), pos, p.getQuaternionFromEuler([0, 0, yaw]),
+                          physicsClientId=self.client)
+        p.changeVisualShape(body, -1, rgbaColor=COLORS[color], physicsClientId=self.client)
+        self.bodies[name], self.kinds[name] = body, kind
+
+    # ---------------------------------------------------------------- stepping
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            p.stepSimulation(physicsClientId=self.client)
+            self.steps += 1
+            if self.frame_hook is not None and self.steps % 8 == 0:
+                self.frame_hook()
+
+    def ik(self, pos: tuple[float, float, float], yaw: float) -> list[float]:
+        orn = p.getQuaternionFromEuler([math.pi, 0.0, yaw])
+        q = p.calculateInverseKinematics(
+            self.robot, EE_LINK, pos, orn,
+            lowerLimits=[-2.9, -1.76, -2.9, -3.07, -2.9, -0.017, -2.9],
+            upperLimits=[2.9, 1.76, 2.9, -0.07, 2.9, 3.75, 2.9],
+            jointRanges=[5.8, 3.5, 5.8, 3.0, 5.8, 3.8, 5.8], restPoses=REST_POSE,
+            maxNumIterations=60, residualThreshold=1e-4, physicsClientId=self.client)
+        return list(q[:7])
+
+    def hold_joints(self, q: list[float], finger: float | None = None) -> None:
+        p.setJointMotorControlArray(self.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q,
+                                    forces=ARM_FORCES, physicsClientId=self.client)
+        if finger is not None:
+            self.set_finger_target(finger)
+
+    def set_finger_target(self, finger: float) -> None:
+        p.setJointMotorControlArray(self.robot, FINGER_JOINTS, p.POSITION_CONTROL, targetPositions=[finger] * 2,
+                                    forces=[FINGER_FORCE] * 2, physicsClientId=self.client)
+
+    # ---------------------------------------------------------------- reading
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        s = p.getLinkState(self.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self.client)
+        return np.asarray(s[4]), np.asarray(s[5])
+
+    def finger_gap(self) -> float:
+        return float(sum(p.getJointState(self.robot, j, physicsClientId=self.client)[0] for j in FINGER_JOINTS))
+
+    def joint_states(self) -> tuple[np.ndarray, np.ndarray]:
+        s = p.getJointStates(self.robot, ARM_JOINTS, physicsClientId=self.client)
+        return np.array([x[0] for x in s]), np.array([x[1] for x in s])
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        pos, orn = p.getBasePositionAndOrientation(self.bodies[name], physicsClientId=self.client)
+        return np.asarray(pos), np.asarray(orn)
+
+    def held(self) -> str | None:
+        """The block touched by both fingers while they are closed on something (contact ground truth)."""
+        for name, body in self.bodies.items():
+            if self.kinds[name] != "block":
+                continue
+            touching = {c[3] for c in p.getContactPoints(self.robot, body, physicsClientId=self.client)}
+            if all(j in touching for j in FINGER_JOINTS):
+                return name
+        return None
+
+    def scene_state(self) -> SceneState:
+        objects = {}
+        for name, body in self.bodies.items():
+            pos, orn = self.object_pose(name)
+            yaw = p.getEulerFromQuaternion(orn)[2]
+            color, kind = name.split()
+            objects[name] = ObjectState(name, kind, color, tuple(float(v) for v in pos), float(yaw))  # type: ignore[arg-type]
+        ee, _ = self.ee_pose()
+        return SceneState(objects=objects, ee_position=tuple(float(v) for v in ee),  # type: ignore[arg-type]
+                          gripper_width=self.finger_gap(), held=self.held())
+
+    # ---------------------------------------------------------------- camera
+    def render(self, camera: CameraConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB (H, W, 3) uint8, metric depth (H, W) float32 and raw depth buffer (H, W)."""
+        cam = camera or self.camera
+        view, proj = (self._view, self._proj) if camera is None else cam.matrices()
+        _, _, rgba, zbuf, _ = p.getCameraImage(cam.width, cam.height, view, proj, renderer=self.renderer,
+                                               flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
+        zbuf = np.asarray(zbuf, dtype=np.float32).reshape(cam.height, cam.width)
+        depth = cam.far * cam.near / (cam.far - (cam.far - cam.near) * zbuf)
+        return rgb, depth.astype(np.float32), zbuf
+
+    def points(self, rgb: np.ndarray, zbuf: np.ndarray) -> np.ndarray:
+        """Back-project every pixel into the world frame: (H*W, 6) = xyz + rgb in [0, 1]."""
+        h, w = zbuf.shape
+        u, v = np.meshgrid(np.arange(w), np.arange(h))
+        ndc = np.stack([(2 * u + 1) / w - 1, 1 - (2 * v + 1) / h, 2 * zbuf - 1, np.ones_like(zbuf)], -1)
+        world = ndc.reshape(-1, 4) @ self._inv_vp.T  # (H*W, 4)
+        xyz = world[:, :3] / world[:, 3:4]
+        return np.concatenate([xyz, rgb.reshape(-1, 3) / 255.0], 1).astype(np.float32)
+
+    def close(self) -> None:
+        if self.client >= 0 and p.isConnected(self.client):
+            p.disconnect(self.client)
+        self.client = -1
+
+
+class SimRobot:
+    """The Robot API on a simulated Panda: straight-line Cartesian moves via IK, a friction gripper."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._target: tuple[np.ndarray, float] | None = None
+
+    @property
+    def steps(self) -> int:
+        return self.world.steps
+
+    def observe(self) -> SceneState:
+        return self.world.scene_state()
+
+    def reachable(self, xy: np.ndarray | tuple[float, float]) -> bool:
+        """Inside the arm's horizontal reach and on the table's workspace (with a small margin)."""
+        x, y = float(xy[0]), float(xy[1])
+        return (0.15 < math.hypot(x, y) < REACH and WORKSPACE_X[0] - 0.08 <= x <= WORKSPACE_X[1] + 0.08
+                and WORKSPACE_Y[0] - 0.08 <= y <= WORKSPACE_Y[1] + 0.08)
+
+    def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
+        w = world = self.world
+        start, _ = world.ee_pose()
+        goal = np.asarray(position, dtype=np.float64)
+        dist = float(np.linalg.norm(goal - start))
+        ticks = max(1, int(math.ceil(dist / max(speed, 1e-3) / (DT * CONTROL_SUBSTEPS))))
+        for i in range(1, ticks + 1):
+            w.hold_joints(w.ik(tuple(start + (goal - start) * i / ticks), yaw))
+            w.step(CONTROL_SUBSTEPS)
+        for _ in range(40):  # settle on the goal
+            w.hold_joints(w.ik(tuple(goal), yaw))
+            w.step(CONTROL_SUBSTEPS)
+            if np.linalg.norm(w.ee_pose()[0] - goal) < 0.004:
+                break
+        return bool(np.linalg.norm(w.ee_pose()[0] - goal) < 0.01)
+
+    def set_gripper(self, open_: bool) -> float:
+        w = self.world
+        w.set_finger_target(0.04 if open_ else 0.0)
+        last = w.finger_gap()
+        for _ in range(60):
+            w.step(CONTROL_SUBSTEPS)
+            gap = w.finger_gap()
+            if abs(gap - last) < 2e-5:
+                break
+            last = gap
+        w.step(12)
+        return w.finger_gap()
+
+    def travel_height(self) -> float:
+        """A safe height for carrying: above the tallest object by a margin."""
+        tops = [pos[2] for pos, _ in (self.world.object_pose(n) for n in self.world.bodies)]
+        return max([TABLE_Z + 0.15] + [t + 0.12 for t in tops])
+
+
+def sample_layout(rng: np.random.Generator, n_blocks: int, n_bowls: int, tries: int = 2000
+                  ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]] | None:
+    """Non-overlapping xy positions for bowls then blocks, away from the named locations; None if none fit."""
+    placed: list[tuple[np.ndarray, float]] = []
+    locs = [np.asarray(v) for v in LOCATIONS.values()]
+    out: dict[str, list[tuple[float, float]]] = {"bowl": [], "block": []}
+    for kind, n, radius in (("bowl", n_bowls, BOWL_OUTER_RADIUS), ("block", n_blocks, 0.03)):
+        for _ in range(n):
+            for _ in range(tries):
+                xy = np.array([rng.uniform(WORKSPACE_X[0] + radius, WORKSPACE_X[1] - radius),
+                               rng.uniform(WORKSPACE_Y[0] + radius, WORKSPACE_Y[1] - radius)])
+                if all(np.linalg.norm(xy - q) > radius + r + 0.015 for q, r in placed) and all(
+                        np.linalg.norm(xy - q) > radius + 0.035 for q in locs):
+                    placed.append((xy, radius))
+                    out[kind].append((float(xy[0]), float(xy[1])))
+                    break
+            else:
+                return None
+    return out["block"], out["bowl"]

@@ -1,0 +1,222 @@
+"""Primitive skills: pick, place and pick-and-place, acting only through the Robot API.
+
+Each checks its own outcome from the robot's observation afterwards and reports failures by reason:
+``missed grasp``, ``dropped``, ``unreachable``, ``target occupied``, ``hand is empty``, ``not clear``,
+``missed target``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.scene import BLOCK_SIZE, BOWL_INNER_RADIUS, LOCATIONS, TABLE_Z, SceneState
+from envs.symbolic import abstract, pick_failure, place_failure, target_kind
+from skills.base import Skill, SkillResult
+from skills.registry import register
+from skills.robot import Robot
+
+APPROACH = 0.08  # metres above the grasp/release pose before descending
+FAST, SLOW = 0.6, 0.15  # m/s for free motion and for the last centimetres
+GRASP_MIN_GAP = 0.025  # a closed gripper with a smaller gap has nothing between its fingers
+BOWL_SLOTS = [(0.0, 0.0)] + [(0.046 * math.cos(a), 0.046 * math.sin(a))
+                             for a in np.linspace(0, 2 * math.pi, 6)[:-1] + math.pi / 2]
+
+
+def grasp_yaw(yaw: float) -> float:
+    """The gripper yaw closest to zero that aligns the fingers with a cube's faces."""
+    return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+def _reachable(robot: Robot, xy: np.ndarray) -> bool:
+    check = getattr(robot, "reachable", None)
+    return True if check is None else bool(check(xy))
+
+
+def _travel_height(robot: Robot, state: SceneState) -> float:
+    tops = [o.position[2] for o in state.objects.values()]
+    return max([TABLE_Z + 0.15] + [t + 0.12 for t in tops])
+
+
+def place_point(state: SceneState, block: str, target: str) -> np.ndarray | None:
+    """Where the held block's centre should be released for ``target``; None when there is no room."""
+    kind = target_kind(abstract(state), target)
+    if kind == "block":
+        t = state.objects[target].position
+        return np.array([t[0], t[1], t[2] + BLOCK_SIZE + 0.004])
+    if kind == "location":
+        x, y = LOCATIONS[target]
+        return np.array([x, y, TABLE_Z + BLOCK_SIZE / 2 + 0.004])
+    if kind == "bowl":
+        bowl = state.objects[target]
+        inside = [o.xy for n, o in state.objects.items() if o.kind == "block" and n != block
+                  and np.linalg.norm(o.xy - bowl.xy) < BOWL_INNER_RADIUS]
+        for dx, dy in BOWL_SLOTS:
+            slot = bowl.xy + np.array([dx, dy])
+            if all(np.linalg.norm(slot - q) > BLOCK_SIZE * 1.1 for q in inside):
+                return np.array([slot[0], slot[1], bowl.position[2] + 0.006 + BLOCK_SIZE / 2 + 0.006])
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class PickParams:
+    block: str
+
+
+@dataclass(frozen=True)
+class PlaceParams:
+    target: str
+
+
+@dataclass(frozen=True)
+class PickAndPlaceParams:
+    block: str
+    target: str
+
+
+def _pick(robot: Robot, block: str) -> SkillResult:
+    start = robot.steps
+    state = robot.observe()
+    why = pick_failure(abstract(state), block) if block in state.objects else f"no {block} in the scene"
+    if why is not None:
+        return SkillResult(False, "not clear" if why.startswith("block is under") else why, 0)
+    obj = state.objects[block]
+    if not _reachable(robot, obj.xy):
+        return SkillResult(False, "unreachable", 0)
+    yaw = grasp_yaw(obj.yaw)
+    x, y, z = obj.position
+    high = _travel_height(robot, state)
+    robot.set_gripper(True)
+    robot.move_to((x, y, high), yaw, FAST)
+    robot.move_to((x, y, z + APPROACH), yaw, FAST)
+    robot.move_to((x, y, z - 0.004), yaw, SLOW)
+    gap = robot.set_gripper(False)
+    if gap < GRASP_MIN_GAP:
+        robot.set_gripper(True)
+        robot.move_to((x, y, high), yaw, FAST)
+        return SkillResult(False, "missed grasp", robot.steps - start, {"gap": round(gap, 4)})
+    robot.move_to((x, y, high), yaw, SLOW)
+    after = robot.observe()
+    if after.held != block or after.objects[block].position[2] < z + 0.05:
+        return SkillResult(False, "dropped", robot.steps - start)
+    return SkillResult(True, "", robot.steps - start)
+
+
+def _place(robot: Robot, target: str) -> SkillResult:
+    start = robot.steps
+    state = robot.observe()
+    block = state.held
+    if block is None:
+        return SkillResult(False, "hand is empty", 0)
+    sym = abstract(state)
+    why = place_failure(sym, block, target)
+    if why is not None:
+        return SkillResult(False, why, 0)
+    point = place_point(state, block, target)
+    if point is None:
+        return SkillResult(False, "target occupied", 0)
+    if not _reachable(robot, point[:2]):
+        return SkillResult(False, "unreachable", 0)
+    held = state.objects[block]
+    tip = np.asarray(state.ee_position)
+    offset_z = held.position[2] - tip[2]  # the block hangs where it was grasped
+    yaw = grasp_yaw(state.objects[target].yaw) if target_kind(sym, target) == "block" else 0.0
+    high = _travel_height(robot, state)
+    robot.move_to((tip[0], tip[1], high), yaw, FAST)
+    robot.move_to((point[0], point[1], high), yaw, FAST)
+    robot.move_to((point[0], point[1], point[2] - offset_z + 0.03), yaw, FAST)
+    robot.move_to((point[0], point[1], point[2] - offset_z), yaw, SLOW)
+    robot.set_gripper(True)
+    robot.move_to((point[0], point[1], high), yaw, FAST)
+    after = abstract(robot.observe())
+    expected = after.support.get(block) if target_kind(after, target) == "block" else after.base(block)
+    if expected != target:
+        reason = "dropped" if after.support.get(block) in ("unknown", "table") else "missed target"
+        return SkillResult(False, reason, robot.steps - start, {"landed_on": after.support.get(block)})
+    return SkillResult(True, "", robot.steps - start)
+
+
+def _affordance_pick(state: SceneState, block: str) -> float:
+    if block not in state.objects:
+        return 0.0
+    return 0.0 if pick_failure(abstract(state), block) else 1.0
+
+
+@register
+class Pick(Skill):
+    """Grasp a block from above and lift it."""
+
+    name = "pick"
+    description = "pick up the {block}"
+    Params = PickParams
+
+    def text(self, params: PickParams) -> str:
+        return f"pick up the {params.block}"
+
+    def affordance(self, state: SceneState, params: PickParams) -> float:
+        return _affordance_pick(state, params.block)
+
+    def execute(self, robot: Robot, params: PickParams) -> SkillResult:
+        return _pick(robot, params.block)
+
+
+@register
+class Place(Skill):
+    """Put the held block onto a block, into a bowl or at a named location."""
+
+    name = "place"
+    description = "place the held block on/in/at the {target}"
+    Params = PlaceParams
+
+    def text(self, params: PlaceParams) -> str:
+        return f"place it {_preposition(params.target)} the {params.target}"
+
+    def affordance(self, state: SceneState, params: PlaceParams) -> float:
+        if state.held is None:
+            return 0.0
+        return 0.0 if place_failure(abstract(state), state.held, params.target) else 1.0
+
+    def execute(self, robot: Robot, params: PlaceParams) -> SkillResult:
+        return _place(robot, params.target)
+
+
+@register
+class PickAndPlace(Skill):
+    """Pick a block and put it onto a block, into a bowl or at a named location."""
+
+    name = "pick_and_place"
+    description = "pick up the {block} and place it {prep} the {target}"
+    Params = PickAndPlaceParams
+
+    def text(self, params: PickAndPlaceParams) -> str:
+        return f"pick up the {params.block} and place it {_preposition(params.target)} the {params.target}"
+
+    def affordance(self, state: SceneState, params: PickAndPlaceParams) -> float:
+        if params.block not in state.objects or state.held not in (None, params.block):
+            return 0.0
+        sym = abstract(state)
+        if state.held is None and pick_failure(sym, params.block):
+            return 0.0
+        return 0.0 if place_failure(sym, params.block, params.target) else 1.0
+
+    def execute(self, robot: Robot, params: PickAndPlaceParams) -> SkillResult:
+        first = robot.observe()
+        if first.held != params.block:
+            picked = _pick(robot, params.block)
+            if not picked.success:
+                return picked
+        else:
+            picked = SkillResult(True)
+        placed = _place(robot, params.target)
+        return SkillResult(placed.success, placed.reason, picked.steps + placed.steps, placed.details)
+
+
+def _preposition(target: str) -> str:
+    if target.endswith("bowl"):
+        return "in"
+    if target in LOCATIONS:
+        return "at"
+    return "on"
