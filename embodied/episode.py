@@ -94,7 +94,11 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
         result.trace.append({"step": i, "chosen": decision.call.to_dict() if decision.call else None,
                              "options": [o.to_dict() for o in decision.options]})
         if decision.call is None:
-            result.outcome, result.reason = "cannot", decision.reason or "the planner found no way to do this"
+            # before acting, "no way" means the request itself is impossible; after a failed skill it
+            # means the world got into a state the plan cannot recover from
+            result.reason = decision.reason or "the planner found no way to do this"
+            if not result.steps:
+                result.outcome = "cannot"
             if on_step:
                 on_step(i, decision, None)
             break

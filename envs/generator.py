@@ -89,7 +89,8 @@ def matching_bowls(rng: np.random.Generator) -> Draft:
     colors = _colors(rng, int(rng.integers(2, 5)))
     instruction = _pick(rng, ("put each block in the bowl of the same colour",
                               "put the blocks in their matching bowls",
-                              "sort the blocks into the bowls that match their colours"))
+                              "sort the blocks into the bowls that match their colours",
+                              "put every block into the bowl with its colour"))
     return Draft(instruction, colors, list(colors), [["in", f"{c} block", f"{c} bowl"] for c in colors],
                  extra_blocks=False)
 
@@ -98,7 +99,7 @@ def _stack(rng: np.random.Generator, colors: list[str], every: bool = False) -> 
     names = [f"{c} block" for c in colors]
     if every:
         instruction = _pick(rng, ("stack all the blocks", "make one tower out of all the blocks",
-                                  "put all of the blocks in a single stack"))
+                                  "put all of the blocks in a single stack", "build a tower with all of the blocks"))
     else:
         instruction = _pick(rng, (f"stack the {_listing(colors)} blocks",
                                   f"make a tower of the {_listing(colors)} blocks",

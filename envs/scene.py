@@ -99,6 +99,7 @@ class SceneState:
 
     objects: dict[str, ObjectState] = field(default_factory=dict)
     ee_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ee_yaw: float = 0.0  # rotation of the downward-pointing gripper about the vertical (radians)
     gripper_width: float = 0.08
     held: str | None = None
 
@@ -122,6 +123,7 @@ class SceneState:
             "objects": {n: {"kind": o.kind, "color": o.color, "position": [round(v, 4) for v in o.position],
                             "yaw": round(o.yaw, 4)} for n, o in self.objects.items()},
             "ee_position": [round(v, 4) for v in self.ee_position],
+            "ee_yaw": round(self.ee_yaw, 4),
             "gripper_width": round(self.gripper_width, 4),
             "held": self.held,
         }

@@ -104,12 +104,17 @@ class World:
         p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
         p.loadURDF(asset_path("table/table.urdf"), [0.5, 0, 0], useFixedBase=True, physicsClientId=c)
         self.robot = p.loadURDF(asset_path("franka_panda/panda.urdf"), [0, 0, TABLE_Z], useFixedBase=True,
-                                flags=p.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS, physicsClientId=c)
+                                physicsClientId=c)
         for j, q in enumerate(REST_POSE):
             p.resetJointState(self.robot, j, q, physicsClientId=c)
         for j in FINGER_JOINTS:
             p.resetJointState(self.robot, j, 0.04, physicsClientId=c)
             p.changeDynamics(self.robot, j, lateralFriction=1.2, spinningFriction=0.01, physicsClientId=c)
+        # the real Franka hand couples its fingers mechanically; a gear between the two finger joints does
+        # the same here (robot-internal: nothing ever ties an object to the hand)
+        gear = p.createConstraint(self.robot, FINGER_JOINTS[0], self.robot, FINGER_JOINTS[1], p.JOINT_GEAR,
+                                  [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=50, physicsClientId=c)
         self.bodies, self.kinds = {}, {}
         for color, xy in bowls:
             self._add("bowl", color, (xy[0], xy[1], TABLE_Z + 0.0005), 0.0)
@@ -188,9 +193,11 @@ class World:
             yaw = p.getEulerFromQuaternion(orn)[2]
             color, kind = name.split()
             objects[name] = ObjectState(name, kind, color, tuple(float(v) for v in pos), float(yaw))  # type: ignore[arg-type]
-        ee, _ = self.ee_pose()
+        ee, orn = self.ee_pose()
+        rot = np.asarray(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
         return SceneState(objects=objects, ee_position=tuple(float(v) for v in ee),  # type: ignore[arg-type]
-                          gripper_width=self.finger_gap(), held=self.held())
+                          ee_yaw=float(math.atan2(rot[1, 0], rot[0, 0])), gripper_width=self.finger_gap(),
+                          held=self.held())
 
     # ---------------------------------------------------------------- camera
     def render(self, camera: CameraConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,7 +209,7 @@ class World:
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
         zbuf = np.asarray(zbuf, dtype=np.float32).reshape(cam.height, cam.width)
         depth = cam.far * cam.near / (cam.far - (cam.far - cam.near) * zbuf)
-        return rgb, depth.astype(np.float32), zbuf
+        return rgb, np.minimum(depth, cam.far).astype(np.float32), zbuf
 
     def points(self, rgb: np.ndarray, zbuf: np.ndarray) -> np.ndarray:
         """Back-project every pixel into the world frame: (H*W, 6) = xyz + rgb in [0, 1]."""
@@ -255,9 +262,9 @@ class SimRobot:
                 break
         return bool(np.linalg.norm(w.ee_pose()[0] - goal) < 0.01)
 
-    def set_gripper(self, open_: bool) -> float:
+    def set_gripper(self, open_: bool, width: float = 0.08) -> float:
         w = self.world
-        w.set_finger_target(0.04 if open_ else 0.0)
+        w.set_finger_target(min(max(width, 0.0), 0.08) / 2 if open_ else 0.0)
         last = w.finger_gap()
         for _ in range(60):
             w.step(CONTROL_SUBSTEPS)
@@ -274,22 +281,28 @@ class SimRobot:
         return max([TABLE_Z + 0.15] + [t + 0.12 for t in tops])
 
 
-def sample_layout(rng: np.random.Generator, n_blocks: int, n_bowls: int, tries: int = 2000
+def sample_layout(rng: np.random.Generator, n_blocks: int, n_bowls: int, restarts: int = 50, tries: int = 200
                   ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]] | None:
-    """Non-overlapping xy positions for bowls then blocks, away from the named locations; None if none fit."""
-    placed: list[tuple[np.ndarray, float]] = []
+    """Non-overlapping xy positions for bowls then blocks, away from the named locations; None if none fit.
+
+    Rejection sampling, restarted from scratch when one object finds no room (so an early unlucky bowl
+    cannot block the rest)."""
     locs = [np.asarray(v) for v in LOCATIONS.values()]
-    out: dict[str, list[tuple[float, float]]] = {"bowl": [], "block": []}
-    for kind, n, radius in (("bowl", n_bowls, BOWL_OUTER_RADIUS), ("block", n_blocks, 0.03)):
-        for _ in range(n):
-            for _ in range(tries):
-                xy = np.array([rng.uniform(WORKSPACE_X[0] + radius, WORKSPACE_X[1] - radius),
-                               rng.uniform(WORKSPACE_Y[0] + radius, WORKSPACE_Y[1] - radius)])
-                if all(np.linalg.norm(xy - q) > radius + r + 0.015 for q, r in placed) and all(
-                        np.linalg.norm(xy - q) > radius + 0.035 for q in locs):
-                    placed.append((xy, radius))
-                    out[kind].append((float(xy[0]), float(xy[1])))
+    for _ in range(restarts):
+        placed: list[tuple[np.ndarray, float]] = []
+        out: dict[str, list[tuple[float, float]]] = {"bowl": [], "block": []}
+        for kind, n, radius in (("bowl", n_bowls, BOWL_OUTER_RADIUS), ("block", n_blocks, 0.03)):
+            for _ in range(n):
+                for _ in range(tries):
+                    xy = np.array([rng.uniform(WORKSPACE_X[0] + radius, WORKSPACE_X[1] - radius),
+                                   rng.uniform(WORKSPACE_Y[0] + radius, WORKSPACE_Y[1] - radius)])
+                    if all(np.linalg.norm(xy - q) > radius + r + 0.015 for q, r in placed) and all(
+                            np.linalg.norm(xy - q) > radius + 0.035 for q in locs):
+                        placed.append((xy, radius))
+                        out[kind].append((float(xy[0]), float(xy[1])))
+                        break
+                else:
                     break
-            else:
-                return None
-    return out["block"], out["bowl"]
+        if len(out["bowl"]) == n_bowls and len(out["block"]) == n_blocks:
+            return out["block"], out["bowl"]
+    return None

@@ -30,7 +30,7 @@ ON_XY_TOL = 0.6 * BLOCK_SIZE
 ON_DZ = (0.75 * BLOCK_SIZE, 1.3 * BLOCK_SIZE)
 AT_XY_TOL = 0.06
 REST_Z_TOL = 0.01
-BOWL_CAPACITY = 6  # slots the place skill can fill in one bowl (centre + ring of five)
+BOWL_CAPACITY = 6  # blocks one bowl takes: four on its floor, the rest on top of those
 
 
 @dataclass

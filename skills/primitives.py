@@ -21,13 +21,35 @@ from skills.robot import Robot
 APPROACH = 0.08  # metres above the grasp/release pose before descending
 FAST, SLOW = 0.6, 0.15  # m/s for free motion and for the last centimetres
 GRASP_MIN_GAP = 0.025  # a closed gripper with a smaller gap has nothing between its fingers
-BOWL_SLOTS = [(0.0, 0.0)] + [(0.046 * math.cos(a), 0.046 * math.sin(a))
-                             for a in np.linspace(0, 2 * math.pi, 6)[:-1] + math.pi / 2]
+PICK_GAP, RELEASE_GAP = 0.07, 0.06  # finger gaps when approaching a cube and when letting go of one
+BOWL_SLOTS = [(dx, dy) for dx in (-0.023, 0.023) for dy in (-0.023, 0.023)]  # a 2 x 2 floor grid
 
 
 def grasp_yaw(yaw: float) -> float:
     """The gripper yaw closest to zero that aligns the fingers with a cube's faces."""
     return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+FINGER_REACH = PICK_GAP / 2 + 0.012  # half the open finger span plus a finger's thickness (metres)
+
+
+def clear_yaw(state: SceneState, xy: np.ndarray, yaw: float, ignore: tuple[str, ...]) -> float:
+    """Of ``yaw`` and ``yaw + 90 deg`` (both align with a cube), the one whose open fingers stay farthest
+    from other blocks and from bowl walls, so the hand does not knock neighbours over."""
+    def clearance(y: float) -> float:
+        axis = np.array([math.sin(y), -math.cos(y)])
+        worst = 1.0
+        for finger in (xy + FINGER_REACH * axis, xy - FINGER_REACH * axis):
+            for name, o in state.objects.items():
+                if name in ignore:
+                    continue
+                d = float(np.linalg.norm(finger - o.xy))
+                c = d - 0.5 * BLOCK_SIZE * math.sqrt(2) if o.kind == "block" else abs(d - BOWL_INNER_RADIUS - 0.005)
+                worst = min(worst, c)
+        return worst
+
+    other = grasp_yaw(yaw + math.pi / 2)
+    return yaw if clearance(yaw) >= clearance(other) - 1e-3 else other
 
 
 def _reachable(robot: Robot, xy: np.ndarray) -> bool:
@@ -51,12 +73,19 @@ def place_point(state: SceneState, block: str, target: str) -> np.ndarray | None
         return np.array([x, y, TABLE_Z + BLOCK_SIZE / 2 + 0.004])
     if kind == "bowl":
         bowl = state.objects[target]
-        inside = [o.xy for n, o in state.objects.items() if o.kind == "block" and n != block
+        inside = [o for n, o in state.objects.items() if o.kind == "block" and n != block
                   and np.linalg.norm(o.xy - bowl.xy) < BOWL_INNER_RADIUS]
+        floor = bowl.position[2] + 0.006 + BLOCK_SIZE / 2
         for dx, dy in BOWL_SLOTS:
             slot = bowl.xy + np.array([dx, dy])
-            if all(np.linalg.norm(slot - q) > BLOCK_SIZE * 1.1 for q in inside):
-                return np.array([slot[0], slot[1], bowl.position[2] + 0.006 + BLOCK_SIZE / 2 + 0.006])
+            if all(np.linalg.norm(slot - o.xy) > 0.03 for o in inside if o.position[2] < floor + 0.02):
+                return np.array([slot[0], slot[1], floor + 0.006])
+        # the floor is full: go on top of the lowest clear block in the bowl (still "in" the bowl)
+        sym = abstract(state)
+        clear = [o for o in inside if sym.is_clear(o.name) and sym.support.get(o.name) != "unknown"]
+        if clear:
+            t = min(clear, key=lambda o: o.position[2]).position
+            return np.array([t[0], t[1], t[2] + BLOCK_SIZE + 0.004])
         return None
     return None
 
@@ -86,10 +115,10 @@ def _pick(robot: Robot, block: str) -> SkillResult:
     obj = state.objects[block]
     if not _reachable(robot, obj.xy):
         return SkillResult(False, "unreachable", 0)
-    yaw = grasp_yaw(obj.yaw)
+    yaw = clear_yaw(state, obj.xy, grasp_yaw(obj.yaw), (block,))
     x, y, z = obj.position
     high = _travel_height(robot, state)
-    robot.set_gripper(True)
+    robot.set_gripper(True, PICK_GAP)
     robot.move_to((x, y, high), yaw, FAST)
     robot.move_to((x, y, z + APPROACH), yaw, FAST)
     robot.move_to((x, y, z - 0.004), yaw, SLOW)
@@ -123,14 +152,21 @@ def _place(robot: Robot, target: str) -> SkillResult:
     held = state.objects[block]
     tip = np.asarray(state.ee_position)
     offset_z = held.position[2] - tip[2]  # the block hangs where it was grasped
-    yaw = grasp_yaw(state.objects[target].yaw) if target_kind(sym, target) == "block" else 0.0
+    # the held cube turns with the hand: choose the hand yaw that lines the cube up with the target's faces
+    in_hand = grasp_yaw(held.yaw - state.ee_yaw)
+    base_yaw = grasp_yaw(state.objects[target].yaw) if target_kind(sym, target) == "block" else 0.0
+    yaw = clear_yaw(state, point[:2], grasp_yaw(base_yaw - in_hand), (block, target))
     high = _travel_height(robot, state)
-    robot.move_to((tip[0], tip[1], high), yaw, FAST)
+    robot.move_to((tip[0], tip[1], high), state.ee_yaw, FAST)
     robot.move_to((point[0], point[1], high), yaw, FAST)
-    robot.move_to((point[0], point[1], point[2] - offset_z + 0.03), yaw, FAST)
-    robot.move_to((point[0], point[1], point[2] - offset_z), yaw, SLOW)
-    robot.set_gripper(True)
-    robot.move_to((point[0], point[1], high), yaw, FAST)
+    for z, speed in ((point[2] - offset_z + 0.03, FAST), (point[2] - offset_z, SLOW)):
+        now = robot.observe()  # correct for where the cube actually sits between the fingers
+        if now.held != block:
+            return SkillResult(False, "dropped", robot.steps - start)
+        xy = point[:2] - (now.objects[block].xy - np.asarray(now.ee_position[:2]))
+        robot.move_to((xy[0], xy[1], z), yaw, speed)
+    robot.set_gripper(True, RELEASE_GAP)
+    robot.move_to((xy[0], xy[1], high), yaw, FAST)
     after = abstract(robot.observe())
     expected = after.support.get(block) if target_kind(after, target) == "block" else after.base(block)
     if expected != target:

@@ -20,8 +20,8 @@ class Robot(Protocol):
         ``position`` at ``speed`` m/s; True when it arrived within 1 cm."""
         ...
 
-    def set_gripper(self, open_: bool) -> float:
-        """Open or close the fingers until they stop; return the final finger gap in metres."""
+    def set_gripper(self, open_: bool, width: float = 0.08) -> float:
+        """Open the fingers to a ``width`` gap (metres), or close them, until they stop; return the final gap."""
         ...
 
     @property

@@ -85,11 +85,15 @@ def test_bad_arguments() -> None:
 
 
 def test_no_constraints_ever(env) -> None:
-    """Grasps are friction only: no constraint is ever created."""
+    """Grasps are friction only: the only constraint is the hand's own finger coupling."""
     task = make_task(["red"], ["green"], [["in", "red block", "green bowl"]], seed=1)
     env.reset(seed=1, options={"task": task})
     from skills import get_skill
 
     skill = get_skill("pick")
     assert skill.execute(env.robot, skill.params({"block": "red block"})).success
-    assert p.getNumConstraints(physicsClientId=env.world.client) == 0
+    robot = env.world.robot
+    for i in range(p.getNumConstraints(physicsClientId=env.world.client)):
+        info = p.getConstraintInfo(p.getConstraintUniqueId(i, physicsClientId=env.world.client),
+                                   physicsClientId=env.world.client)
+        assert info[0] == robot and info[2] == robot  # parent and child body are both the robot

@@ -147,7 +147,7 @@ def load_language_model(spec: str = EMBEDDED, **options: Any) -> LanguageModel:
     if not spec:
         raise LanguageModelSpecError(f"empty language-model spec; try {EMBEDDED!r}")
     if spec.lower().startswith(OPENAI_PREFIX):
-        from embodied.llm.openai_compat import OpenAIConfig, OpenAICompatLM
+        from embodied.llm.openai_compat import OpenAICompatLM, OpenAIConfig
 
         model, base_url = parse_openai_spec(spec)
         return OpenAICompatLM(OpenAIConfig(model=model, base_url=base_url, **options))

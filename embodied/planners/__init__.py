@@ -1,0 +1,1 @@
+"""Planners: the symbolic oracle, SayCan and PaLM-E, behind one seam."""
