@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from embodied.planners.base import Decision, Planner
+from envs.scene import TABLE_Z
 from envs.tabletop import TabletopEnv
 from envs.tasks import Task
 from skills import SkillResult, call_text, get_skill
@@ -57,7 +58,8 @@ class VideoRecorder:
         from envs.sim import CameraConfig
 
         self.env = env
-        self.camera = CameraConfig(width=size[1], height=size[0], fov_deg=55.0, height_above_table=0.95)
+        self.camera = CameraConfig(width=size[1], height=size[0], fov_deg=50.0, far=3.0,
+                                   eye=(1.15, -0.45, TABLE_Z + 0.65), target=(0.42, 0.0, TABLE_Z + 0.05))
         self.frames: list[np.ndarray] = []
 
     def __enter__(self) -> VideoRecorder:

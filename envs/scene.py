@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -48,6 +50,16 @@ LOCATIONS: dict[str, tuple[float, float]] = {
     "bottom right corner": (WORKSPACE_X[0] + 0.05, WORKSPACE_Y[0] + 0.05),
 }
 LOCATION_NAMES: tuple[str, ...] = tuple(LOCATIONS)
+
+
+REACH = (0.15, 0.80)  # horizontal distance from the robot's base axis that the gripper can work at
+
+
+def in_reach(xy: Sequence[float] | np.ndarray) -> bool:
+    """Inside the arm's horizontal reach and over the table's workspace (with an 8 cm margin)."""
+    x, y = float(xy[0]), float(xy[1])
+    return (REACH[0] < math.hypot(x, y) < REACH[1] and WORKSPACE_X[0] - 0.08 <= x <= WORKSPACE_X[1] + 0.08
+            and WORKSPACE_Y[0] - 0.08 <= y <= WORKSPACE_Y[1] + 0.08)
 
 
 def object_name(color: str, kind: str) -> str:

@@ -38,14 +38,15 @@ EE_LINK = 11  # panda_grasptarget: between the fingertips
 ARM_FORCES = [87.0] * 4 + [12.0] * 3
 FINGER_FORCE = 40.0
 REST_POSE = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
-HOME = (0.35, 0.0, TABLE_Z + 0.30)
-REACH = 0.80  # horizontal reach from the base axis used for the "unreachable" check (metres)
+HOME = (0.22, 0.0, TABLE_Z + 0.40)  # high and near the base: little of the table hidden
 CONTROL_SUBSTEPS = 4  # physics steps per IK update (60 Hz control)
+SOLVER_ITERATIONS = 20  # contact solver iterations per step: 20 holds towers of 6 and grasps; 50 is 2x slower
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """A fixed pinhole camera looking straight down at the workspace; image top is far (+x), left is +y."""
+    """A fixed pinhole camera; by default straight down at the workspace (image top is far, +x; left is +y).
+    ``eye``/``target`` (world frame) override the default pose, e.g. for an oblique video camera."""
 
     width: int = 128
     height: int = 128
@@ -53,10 +54,15 @@ class CameraConfig:
     height_above_table: float = 0.85
     near: float = 0.05
     far: float = 2.0
+    eye: tuple[float, float, float] | None = None
+    target: tuple[float, float, float] | None = None
 
     def matrices(self) -> tuple[list[float], list[float]]:
         cx, cy = 0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y)
-        view = p.computeViewMatrix([cx, cy, TABLE_Z + self.height_above_table], [cx, cy, TABLE_Z], [1, 0, 0])
+        if self.eye is not None:
+            view = p.computeViewMatrix(self.eye, self.target or (cx, cy, TABLE_Z), [0, 0, 1])
+        else:
+            view = p.computeViewMatrix([cx, cy, TABLE_Z + self.height_above_table], [cx, cy, TABLE_Z], [1, 0, 0])
         proj = p.computeProjectionMatrixFOV(self.fov_deg, self.width / self.height, self.near, self.far)
         return view, proj
 
@@ -101,7 +107,7 @@ class World:
         p.resetSimulation(physicsClientId=c)
         p.setGravity(0, 0, -9.81, physicsClientId=c)
         p.setTimeStep(DT, physicsClientId=c)
-        p.setPhysicsEngineParameter(numSolverIterations=50, deterministicOverlappingPairs=1, physicsClientId=c)
+        p.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS, deterministicOverlappingPairs=1, physicsClientId=c)
         p.loadURDF(asset_path("table/table.urdf"), [0.5, 0, 0], useFixedBase=True, physicsClientId=c)
         self.robot = p.loadURDF(asset_path("franka_panda/panda.urdf"), [0, 0, TABLE_Z], useFixedBase=True,
                                 physicsClientId=c)
@@ -130,6 +136,9 @@ class World:
         body = p.loadURDF(asset_path(f"{kind}.urdf"), pos, p.getQuaternionFromEuler([0, 0, yaw]),
                           physicsClientId=self.client)
         p.changeVisualShape(body, -1, rgbaColor=COLORS[color], physicsClientId=self.client)
+        # objects at rest sleep (Bullet's deactivation) until something touches them: resting clutter then
+        # costs almost nothing, and a touch or a moving neighbour wakes it with full physics
+        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=self.client)
         self.bodies[name], self.kinds[name] = body, kind
 
     # ---------------------------------------------------------------- stepping
@@ -188,7 +197,7 @@ class World:
 
     def scene_state(self) -> SceneState:
         objects = {}
-        for name, body in self.bodies.items():
+        for name in self.bodies:
             pos, orn = self.object_pose(name)
             yaw = p.getEulerFromQuaternion(orn)[2]
             color, kind = name.split()
@@ -240,12 +249,6 @@ class SimRobot:
     def observe(self) -> SceneState:
         return self.world.scene_state()
 
-    def reachable(self, xy: np.ndarray | tuple[float, float]) -> bool:
-        """Inside the arm's horizontal reach and on the table's workspace (with a small margin)."""
-        x, y = float(xy[0]), float(xy[1])
-        return (0.15 < math.hypot(x, y) < REACH and WORKSPACE_X[0] - 0.08 <= x <= WORKSPACE_X[1] + 0.08
-                and WORKSPACE_Y[0] - 0.08 <= y <= WORKSPACE_Y[1] + 0.08)
-
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
         w = world = self.world
         start, _ = world.ee_pose()
@@ -274,11 +277,6 @@ class SimRobot:
             last = gap
         w.step(12)
         return w.finger_gap()
-
-    def travel_height(self) -> float:
-        """A safe height for carrying: above the tallest object by a margin."""
-        tops = [pos[2] for pos, _ in (self.world.object_pose(n) for n in self.world.bodies)]
-        return max([TABLE_Z + 0.15] + [t + 0.12 for t in tops])
 
 
 def sample_layout(rng: np.random.Generator, n_blocks: int, n_bowls: int, restarts: int = 50, tries: int = 200

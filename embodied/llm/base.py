@@ -104,7 +104,9 @@ class LanguageModel(abc.ABC):
         """Input embeddings of ``token_ids`` (..., ) -> (..., hidden_size)."""
         raise self._no_embeddings()
 
-    def forward_embeds(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_embeds(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, T, vocab) for inputs_embeds (B, T, hidden_size); keeps autograd for training projectors."""
         raise self._no_embeddings()
 
@@ -164,6 +166,7 @@ def load_language_model(spec: str = EMBEDDED, **options: Any) -> LanguageModel:
         hint = difflib.get_close_matches(spec, [EMBEDDED, OPENAI_PREFIX], n=1, cutoff=0.6)
         raise LanguageModelSpecError(
             f"unknown language model {spec!r}: not {EMBEDDED!r}, not 'openai:<model>@<url>', not a folder, "
-            "not a hub id 'org/name' (write 'hf:<id>' for others)" + (f"; did you mean {hint[0]!r}?" if hint else "")
+            "not a hub id 'org/name' (write 'hf:<id>' for others)"
+            + (f"; did you mean {hint[0]!r}?" if hint else "")
         )
     return HFLanguageModel.from_pretrained(spec, config)

@@ -1,11 +1,14 @@
 """The transformers backend: any causal LM (hub id, local folder, the embedded SmolLM2) with scoring that scales.
 
-``score`` runs the shared prompt once and keeps its KV cache; all options then go through one batched forward
-pass on top of a copy of that cache expanded along the batch (options right-padded, so every real token sees
-only the prompt and its own earlier tokens). The cache also survives across calls: an episode's prompt grows
-step by step, so only the new suffix is run (the cache is cropped back to the common token prefix first).
-``score_naive`` is the SayCan-notebook way (one forward pass per option over prompt + option), kept as the
-reference and the benchmark baseline; both see the same token ids and agree to ~1e-5 in float32.
+``score`` runs the shared prompt once and keeps its KV cache; the options then go through ONE forward pass on
+top of it. Default ("packed"): the options are laid out as one sequence after the prompt's last token, with a
+block-diagonal causal mask and per-option position ids, so each option sees the prompt and only its own
+earlier tokens, and the prompt cache is never copied per option. Fallback ("batched", for attention kernels
+that take no custom 4D mask): a right-padded batch on the prompt cache expanded along the batch. The cache
+also survives across calls: an episode's prompt grows step by step, so only the new suffix is run (cropping
+back to the common token prefix first). ``score_naive`` is the SayCan-notebook way (one forward pass over
+prompt + option per option), kept as the reference and the benchmark baseline. All paths use the same token
+ids and agree to ~1e-5 in float32.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from embodied.llm.base import LanguageModel, LanguageModelError, Scores
 
@@ -34,13 +43,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class HFConfig:
     """How a transformers model is run; every field has a safe CPU default."""
 
-    device: str = "auto"  # "auto": cuda when available else cpu (logged); a named device that is absent is an error
+    device: str = "auto"  # "auto": cuda if available, else cpu; a named device that is missing is an error
     dtype: str = "float32"  # float32 keeps scores exact; bfloat16/float16 halve memory on a GPU
-    threads: int | None = None  # torch CPU threads; None: torch's default capped at the cores this process may use
-    scoring: str = "auto"  # "packed": options in one sequence with a block mask (needs sdpa/eager attention);
-    #                        "batched": a padded batch on the expanded prompt cache; "auto": packed when possible
+    threads: int | None = None  # torch CPU threads; None: torch's default, capped at the usable cores
+    scoring: str = "auto"  # "packed": options in one sequence, block mask (sdpa/eager attention only);
+    #                        "batched": padded batch on the expanded prompt cache; "auto": packed if possible
     batch_size: int = 64  # options per forward pass; bounds memory
-    reuse_prompt_cache: bool = True  # keep the last prompt's KV cache and run only a grown prompt's new tokens
+    reuse_prompt_cache: bool = True  # keep the last prompt's KV cache; a grown prompt runs its new tokens
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
 
     def __post_init__(self) -> None:
@@ -49,7 +58,7 @@ class HFConfig:
         if self.threads is not None and self.threads < 1:
             raise LanguageModelError(f"HFConfig.threads={self.threads}: expected >= 1 or None")
         if self.scoring not in ("auto", "packed", "batched"):
-            raise LanguageModelError(f"HFConfig.scoring={self.scoring!r}: expected 'auto', 'packed' or 'batched'")
+            raise LanguageModelError(f"HFConfig.scoring={self.scoring!r}: expected auto, packed or batched")
         if self.batch_size < 1:
             raise LanguageModelError(f"HFConfig.batch_size={self.batch_size}: expected >= 1")
 
@@ -83,7 +92,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class HFLanguageModel(LanguageModel):
     """A transformers causal LM behind the LanguageModel seam, with a reusable prompt KV cache."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer, config: HFConfig | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: HFConfig | None = None,
+        name: str = "",
+    ) -> None:
         super().__init__(name or getattr(model.config, "_name_or_path", "") or type(model).__name__)
         self.config = config or HFConfig()
         self.model = model.eval()
@@ -98,23 +113,31 @@ class HFLanguageModel(LanguageModel):
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # transformers>=5.x renamed it
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
         attn = getattr(model.config, "_attn_implementation", None)
-        self._packed = self.config.scoring == "packed" or (self.config.scoring == "auto" and attn in PACKED_ATTN)
-        eos = [tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)]
+        auto = "packed" if attn in PACKED_ATTN else "batched"
+        self.scoring = auto if self.config.scoring == "auto" else self.config.scoring  # "packed" or "batched"
+        eos = [
+            tokenizer.eos_token_id,
+            getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+        ]
         self._eos = {int(i) for e in eos if e is not None for i in (e if isinstance(e, list) else [e])}
-        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self._eos, default=0)
-        self._prefix_ids: list[int] = []  # token ids held by _prefix_cache (the last prompt minus its last token)
+        pad = tokenizer.pad_token_id
+        self._pad = pad if pad is not None else min(self._eos, default=0)  # any id: padded outputs are unused
+        self._prefix_ids: list[int] = []  # ids held by _prefix_cache: the last prompt minus its last token
         self._prefix_cache: DynamicCache | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, config: HFConfig | None = None, name: str = "") -> HFLanguageModel:
+    def from_pretrained(
+        cls, name_or_path: str, config: HFConfig | None = None, name: str = ""
+    ) -> HFLanguageModel:
         """Load a hub id or a local folder (weights + tokenizer) onto the configured device."""
         config = config or HFConfig()
         device = config.resolve_device()
         t0 = time.perf_counter()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=config.trust_remote_code)
+            remote = config.trust_remote_code
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=remote)
             model = AutoModelForCausalLM.from_pretrained(
-                name_or_path, dtype=DTYPES[config.dtype], trust_remote_code=config.trust_remote_code
+                name_or_path, dtype=DTYPES[config.dtype], trust_remote_code=remote
             ).to(device)
         except (OSError, ValueError, KeyError) as e:
             raise LanguageModelError(f"cannot load language model {name_or_path!r}: {e}") from e
@@ -132,7 +155,9 @@ class HFLanguageModel(LanguageModel):
     def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(token_ids.to(self.device))
 
-    def forward_embeds(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_embeds(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.stats.forwards += 1
         self.stats.tokens += inputs_embeds.shape[0] * inputs_embeds.shape[1]
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False).logits
@@ -178,7 +203,7 @@ class HFLanguageModel(LanguageModel):
         if n == 0:
             cache = self._new_cache()
         elif n < len(held):
-            cache.crop(n - len(held))  # a negative argument drops that many tokens (every transformers version)
+            cache.crop(n - len(held))  # negative: drop that many tokens (all transformers versions)
         if len(ids) > n:
             new = torch.tensor([ids[n:]], device=self.device)
             pos = torch.arange(n, len(ids), device=self.device)[None]
@@ -189,7 +214,7 @@ class HFLanguageModel(LanguageModel):
 
     def _score_on(self, cache: DynamicCache, last: torch.Tensor, options: list[list[int]]) -> Scores:
         """Score token-id options after ``cache`` + ``last`` (1, H), the prompt's final input embedding."""
-        run = self._packed_pass if self._packed else self._batched_pass
+        run = self._packed_pass if self.scoring == "packed" else self._batched_pass
         lp = np.zeros(len(options))
         for s in range(0, len(options), self.config.batch_size):
             chunk = options[s : s + self.config.batch_size]
@@ -203,17 +228,19 @@ class HFLanguageModel(LanguageModel):
         lens = torch.tensor([len(o) for o in chunk])
         n, s = len(chunk), int(lens.sum())
         owner = torch.repeat_interleave(torch.arange(n), lens)  # (S,) option of each packed token
-        offset = torch.arange(s) - torch.repeat_interleave(lens.cumsum(0) - lens, lens)  # (S,) index in its option
+        start = torch.repeat_interleave(lens.cumsum(0) - lens, lens)
+        offset = torch.arange(s) - start  # (S,) index of each token inside its option
         flat = torch.tensor([t for o in chunk for t in o], device=dev)  # (S,)
         allow = torch.ones(1 + s, past + 1 + s, dtype=torch.bool)  # (1+S, K) rows: last, then option tokens
         allow[0, past + 1 :] = False
         allow[1:, past + 1 :] = (owner[:, None] == owner[None]) & (offset[:, None] >= offset[None])
-        mask = torch.zeros(allow.shape, dtype=self.model.dtype).masked_fill(~allow, torch.finfo(self.model.dtype).min)
+        dtype = self.model.dtype
+        mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[None, None]
         x = torch.cat([last, self.model.get_input_embeddings()(flat)])[None]  # (1, 1+S, H)
         pos = torch.cat([torch.tensor([past]), past + 1 + offset])[None].to(dev)  # (1, 1+S)
-        logits = self._forward(cache, inputs_embeds=x, attention_mask=mask[None, None].to(dev), position_ids=pos)
+        logits = self._forward(cache, inputs_embeds=x, attention_mask=mask.to(dev), position_ids=pos)
         logits = logits[0].float()  # (1+S, V)
-        rows = torch.where(offset == 0, 0, torch.arange(s)).to(dev)  # row predicting each token: last or predecessor
+        rows = torch.where(offset == 0, 0, torch.arange(s)).to(dev)  # (S,) the row that predicts each token
         tok = logits[rows, flat] - logits.logsumexp(-1)[rows]  # (S,) log p(token)
         self.stats.tokens += 1 + s
         return torch.zeros(n, device=dev).index_add_(0, owner.to(dev), tok)
@@ -227,7 +254,8 @@ class HFLanguageModel(LanguageModel):
             ids[i, : len(o)] = torch.tensor(o)
         ids = ids.to(dev)  # (n, t) right-padded option tokens
         valid = (torch.arange(t)[None] < torch.tensor([len(o) for o in chunk])[:, None]).to(dev)  # (n, t)
-        x = torch.cat([last[None].expand(n, 1, -1), self.model.get_input_embeddings()(ids)], dim=1)  # (n, 1+t, H)
+        x = self.model.get_input_embeddings()(ids)
+        x = torch.cat([last[None].expand(n, 1, -1), x], dim=1)  # (n, 1+t, H)
         mask = torch.cat([torch.ones(n, past + 1, dtype=torch.long, device=dev), valid.long()], dim=1)
         pos = torch.arange(past, past + 1 + t, device=dev)[None].expand(n, -1)  # (n, 1+t)
         cache.batch_repeat_interleave(n)
@@ -256,8 +284,8 @@ class HFLanguageModel(LanguageModel):
         lp = np.zeros(len(opts))
         for i, o in enumerate(opts):
             x = torch.tensor([ids + o], device=self.device)
-            kw = {self._keep_kw: len(o) + 1} if self._keep_kw else {}  # only the logits that predict the option
-            logits = self.model(input_ids=x, use_cache=False, **kw).logits[0, -len(o) - 1 : -1].float()  # (T, V)
+            kw = {self._keep_kw: len(o) + 1} if self._keep_kw else {}  # only logits that predict the option
+            logits = self.model(input_ids=x, use_cache=False, **kw).logits[0, -len(o) - 1 : -1].float()
             target = torch.tensor(o, device=self.device)
             lp[i] = float((logits.gather(-1, target[:, None])[:, 0] - logits.logsumexp(-1)).sum())
             self.stats.forwards += 1
@@ -267,9 +295,10 @@ class HFLanguageModel(LanguageModel):
     @torch.inference_mode()
     def score_embeds(self, prefix_embeds: torch.Tensor, options: Sequence[str]) -> Scores:
         self.stats.requests += 1
-        if prefix_embeds.ndim != 2 or prefix_embeds.shape[0] < 1 or prefix_embeds.shape[1] != self.hidden_size:
+        shape = tuple(prefix_embeds.shape)
+        if len(shape) != 2 or shape[0] < 1 or shape[1] != self.hidden_size:
             raise LanguageModelError(
-                f"prefix_embeds has shape {tuple(prefix_embeds.shape)}, expected (T >= 1, {self.hidden_size})"
+                f"prefix_embeds has shape {shape}, expected (T >= 1, {self.hidden_size})"
             )
         opts = self._option_ids(options)
         x = prefix_embeds.to(self.device, self.model.dtype)
@@ -292,9 +321,8 @@ class HFLanguageModel(LanguageModel):
         nxt, text = ids[-1], ""
         for _ in range(max_new_tokens):
             pos = len(self._prefix_ids)
-            logits = self._forward(
-                cache, input_ids=torch.tensor([[nxt]], device=self.device), position_ids=torch.tensor([[pos]], device=self.device)
-            )
+            x, p = torch.tensor([[nxt]], device=self.device), torch.tensor([[pos]], device=self.device)
+            logits = self._forward(cache, input_ids=x, position_ids=p)
             self._prefix_ids.append(nxt)
             self.stats.tokens += 1
             nxt = int(logits[0, -1].argmax())

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from embodied.planners.base import Decision
@@ -33,6 +33,7 @@ from envs.predicates import goal_satisfied, holds
 from envs.scene import LOCATION_NAMES, SceneState
 from envs.symbolic import SymbolicState, abstract, pick_failure, place_failure
 from envs.tasks import Task
+from skills import get_skill
 from skills.base import SkillCall, SkillResult
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,13 @@ def _moves(state: SymbolicState, targets: list[str]) -> list[tuple[SkillCall, Sy
     return out
 
 
-def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAULT_MAX_NODES
-         ) -> list[SkillCall] | None:
+def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAULT_MAX_NODES,
+         first_ok: Callable[[SkillCall], bool] | None = None) -> list[SkillCall] | None:
     """A shortest list of calls that makes ``goal`` true from ``state`` under ``envs.symbolic.apply``;
-    ``[]`` when it already holds, ``None`` when it cannot be reached (or the search budget runs out)."""
+    ``[]`` when it already holds, ``None`` when it cannot be reached (or the search budget runs out).
+
+    ``first_ok`` filters the first call by what the symbols cannot see (say, the physical room the hand
+    needs right now): the plan is then the shortest one whose first call passes."""
     if goal_satisfied(goal, state):
         return []
     info = analyse(goal, state)
@@ -241,6 +245,8 @@ def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAUL
                         max_nodes, list(goal))
             return None
         for call, nxt in _moves(s, targets):
+            if first_ok is not None and g == 0 and not first_ok(call):
+                continue
             k = nxt.key()
             if g + 1 >= best_g.get(k, DEAD):
                 continue
@@ -261,12 +267,13 @@ class OraclePlanner:
         self.goal = [list(p) for p in goal]
         self.max_nodes = max_nodes
 
-    def next_call(self, state: SymbolicState) -> SkillCall | None:
-        """``SkillCall("done")`` when the goal holds, else the first call of a shortest plan; ``None`` if
-        the goal cannot be reached."""
+    def next_call(self, state: SymbolicState, first_ok: Callable[[SkillCall], bool] | None = None
+                  ) -> SkillCall | None:
+        """``SkillCall("done")`` when the goal holds, else the first call of a shortest plan (whose first
+        call passes ``first_ok``); ``None`` if the goal cannot be reached."""
         if goal_satisfied(self.goal, state):
             return SkillCall("done")
-        steps = plan(state, self.goal, self.max_nodes)
+        steps = plan(state, self.goal, self.max_nodes, first_ok)
         return steps[0] if steps else None
 
 
@@ -285,7 +292,12 @@ class OracleAgent:
     def step(self, state: SceneState) -> Decision:
         if self.planner is None:
             raise EmbodiedError("OracleAgent.step called before reset(task)")
-        call = self.planner.next_call(abstract(state))
+        def feasible(call: SkillCall) -> bool:  # the skills' own affordance: reach, room for the hand
+            skill = get_skill(call.name)
+            return skill.affordance(state, skill.params(call.args)) > 0.0
+
+        sym = abstract(state)
+        call = self.planner.next_call(sym, feasible) or self.planner.next_call(sym)
         return Decision(call, reason="" if call is not None else "the goal cannot be reached from this state")
 
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
