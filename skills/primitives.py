@@ -32,18 +32,21 @@ def grasp_yaw(yaw: float) -> float:
 
 # The hand as boxes in its own frame (a: along the finger axis, b: across it, z: above the fingertip
 # centre), used to keep neighbours out of its way: (a_min, a_max, b_half, z_bottom).
-FINGER_BOX = (0.5 * PICK_GAP, 0.5 * PICK_GAP + 0.025, 0.012, -0.012)
+FINGER_THICKNESS = 0.02
 HAND_BOX = (-0.105, 0.105, 0.035, 0.034)
 MIN_ROOM = -0.004  # clearance below which the hand would hit a neighbour (metres)
 
 
-def hand_clearance(state: SceneState, xy: np.ndarray, z: float, yaw: float, ignore: tuple[str, ...]) -> float:
+def hand_clearance(state: SceneState, xy: np.ndarray, z: float, yaw: float, gap: float,
+                   ignore: tuple[str, ...]) -> float:
     """Smallest gap (metres, negative = collision) between the hand, lowered to height ``z`` at ``xy`` with
-    ``yaw``, and any object tall enough to reach it: blocks as discs, bowls as their walls."""
+    ``yaw`` and its fingers ``gap`` apart, and any object tall enough to reach it: blocks as discs, bowls as
+    their walls."""
     axis = np.array([math.sin(yaw), -math.cos(yaw)])
     across = np.array([math.cos(yaw), math.sin(yaw)])
     samples: list[tuple[np.ndarray, float]] = []  # (xy point on a box, bottom height of that box)
-    for a_lo, a_hi, b_half, z_bottom in (FINGER_BOX, HAND_BOX):
+    finger_box = (gap / 2, gap / 2 + FINGER_THICKNESS, 0.012, -0.012)
+    for a_lo, a_hi, b_half, z_bottom in (finger_box, HAND_BOX):
         for side in ((1.0, -1.0) if a_lo > 0 else (1.0,)):
             for a in np.linspace(a_lo, a_hi, 9):
                 for b in np.linspace(-b_half, b_half, 3):
@@ -62,11 +65,12 @@ def hand_clearance(state: SceneState, xy: np.ndarray, z: float, yaw: float, igno
     return worst
 
 
-def clear_yaw(state: SceneState, xy: np.ndarray, z: float, yaw: float, ignore: tuple[str, ...]
+def clear_yaw(state: SceneState, xy: np.ndarray, z: float, yaw: float, gap: float, ignore: tuple[str, ...]
               ) -> tuple[float, float]:
     """Of ``yaw`` and ``yaw + 90 deg`` (both align with a cube), the one that keeps the hand farthest from
     other objects, so it does not knock neighbours over; returns (yaw, clearance)."""
-    options = [(hand_clearance(state, xy, z, y, ignore), -abs(y), y) for y in (yaw, grasp_yaw(yaw + math.pi / 2))]
+    turned = (yaw + math.pi) % math.pi - math.pi / 2  # yaw + 90 deg, wrapped to [-90, 90) (the hand is symmetric)
+    options = [(hand_clearance(state, xy, z, y, gap, ignore), -abs(y), y) for y in (yaw, turned)]
     best = max(options)
     return best[2], best[0]
 
@@ -148,7 +152,7 @@ def check_pick(state: SceneState, block: str) -> PickCheck:
     obj = state.objects[block]
     if not in_reach(obj.xy):
         return PickCheck("unreachable")
-    yaw, room = clear_yaw(state, obj.xy, obj.position[2] - 0.004, grasp_yaw(obj.yaw), (block,))
+    yaw, room = clear_yaw(state, obj.xy, obj.position[2] - 0.004, grasp_yaw(obj.yaw), PICK_GAP, (block,))
     return PickCheck("no room for the hand" if room < MIN_ROOM else None, yaw)
 
 
@@ -176,7 +180,7 @@ def check_place(state: SceneState, block: str, target: str) -> PlaceCheck:
     kind = target_kind(sym, target)
     base_yaw = grasp_yaw(state.objects[target].yaw) if kind == "block" else 0.0
     below = tuple(sym.chain(target)) if kind == "block" else ()
-    yaw, room = clear_yaw(state, point[:2], point[2] - offset_z, grasp_yaw(base_yaw - in_hand),
+    yaw, room = clear_yaw(state, point[:2], point[2] - offset_z, grasp_yaw(base_yaw - in_hand), RELEASE_GAP,
                           (block, target, *below))
     return PlaceCheck("no room for the hand" if room < MIN_ROOM else None, point, yaw)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import torch
 from embodied.llm import LanguageModelError, LanguageModelSpecError, load_language_model
 from embodied.llm.hf import HFConfig, HFLanguageModel
 
+DEVICE = os.environ.get("EMBODIED_TEST_DEVICE", "cpu")  # "cuda" runs the tiny-model tests on a GPU
 PROMPT = "Human: put the red block in the green bowl.\nRobot: 1."
 OPTIONS = [
     " pick up the red block and place it in the green bowl.",
@@ -48,7 +50,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir: Path) -> HFLanguageModel:
-    lm = load_language_model(str(tiny_dir), device="cpu")
+    lm = load_language_model(str(tiny_dir), device=DEVICE)
     assert isinstance(lm, HFLanguageModel)
     return lm
 
@@ -95,7 +97,7 @@ def test_prompt_cache_reuse_equals_fresh(tiny: HFLanguageModel, scoring: str) ->
 
 
 def test_generate_is_greedy_and_keeps_scores_exact(tiny: HFLanguageModel) -> None:
-    ids = torch.tensor([tiny.tokenize(PROMPT, special=True)])
+    ids = torch.tensor([tiny.tokenize(PROMPT, special=True)], device=tiny.device)
     ref = tiny.model.generate(ids, max_new_tokens=8, do_sample=False, attention_mask=torch.ones_like(ids))
     expect = tiny.tokenizer.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
     assert tiny.generate(PROMPT, max_new_tokens=8) == expect == tiny.generate(PROMPT, max_new_tokens=8)

@@ -31,7 +31,7 @@ from embodied.planners.base import Decision
 from envs.errors import EmbodiedError
 from envs.predicates import goal_satisfied, holds
 from envs.scene import LOCATION_NAMES, SceneState
-from envs.symbolic import SymbolicState, abstract, pick_failure, place_failure
+from envs.symbolic import SymbolicState, abstract, apply, pick_failure, place_failure
 from envs.tasks import Task
 from skills import get_skill
 from skills.base import SkillCall, SkillResult
@@ -288,15 +288,21 @@ class OracleAgent:
 
     def reset(self, task: Task) -> None:
         self.planner = OraclePlanner(task.goal, self.max_nodes)
+        self.visited: set[tuple] = set()
 
     def step(self, state: SceneState) -> Decision:
         if self.planner is None:
             raise EmbodiedError("OracleAgent.step called before reset(task)")
-        def feasible(call: SkillCall) -> bool:  # the skills' own affordance: reach, room for the hand
-            skill = get_skill(call.name)
-            return skill.affordance(state, skill.params(call.args)) > 0.0
-
         sym = abstract(state)
+        self.visited.add(sym.key())
+
+        def feasible(call: SkillCall) -> bool:
+            """The skill's own affordance (reach, room for the hand), and no return to a state already seen
+            (which would let a blocked plan swing back and forth)."""
+            skill = get_skill(call.name)
+            return (skill.affordance(state, skill.params(call.args)) > 0.0
+                    and apply(sym, call.name, call.args)[0].key() not in self.visited)
+
         call = self.planner.next_call(sym, feasible) or self.planner.next_call(sym)
         return Decision(call, reason="" if call is not None else "the goal cannot be reached from this state")
 

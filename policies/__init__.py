@@ -1,0 +1,1 @@
+"""Learned models (affordance value functions, success detectors, multimodal encoders) and their configs."""
