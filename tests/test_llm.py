@@ -112,7 +112,7 @@ def test_generate_is_greedy_and_keeps_scores_exact(tiny: HFLanguageModel) -> Non
 def test_embeddings_api(tiny: HFLanguageModel) -> None:
     ids = torch.tensor(tiny.tokenize(PROMPT, special=True))
     emb = tiny.embed_tokens(ids)
-    assert tiny.hidden_size == 64 and emb.shape == (len(ids), 64)
+    assert tiny.supports_embeddings and tiny.hidden_size == 64 and emb.shape == (len(ids), 64)
     via_embeds = tiny.score_embeds(emb, OPTIONS).logprob_sum
     assert np.abs(via_embeds - tiny.score(PROMPT, OPTIONS).logprob_sum).max() <= 1e-4
     logits = tiny.forward_embeds(emb[None])
@@ -237,6 +237,7 @@ def test_openai_backend_scores_by_offsets(fake_server: str) -> None:
     np.testing.assert_allclose(lm.score(prompt, options).logprob_sum, expect)
     assert lm.generate(prompt, 16, stop=["\n"]) == " pick up the red block."
     assert lm.stats.requests == 4 and lm.stats.tokens > 0
+    assert not lm.supports_embeddings
     with pytest.raises(LanguageModelError, match="embeddings"):
         lm.embed_tokens(torch.tensor([1]))
 

@@ -72,6 +72,7 @@ class LanguageModel(abc.ABC):
     """A causal language model behind one small interface; the planners only talk to this."""
 
     name: str
+    supports_embeddings: bool = False  # True where embed_tokens / forward_embeds / score_embeds work
 
     def __init__(self, name: str) -> None:
         self.name = name

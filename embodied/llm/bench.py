@@ -30,15 +30,6 @@ PREAMBLE = (
 )
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
 def planning_prompt(lm: HFLanguageModel, prompt_tokens: int, rng: np.random.Generator) -> str:
     """SayCan-style few-shot prompt: solved examples until about ``prompt_tokens`` tokens, then an open task."""
     text = PREAMBLE
@@ -76,34 +67,47 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
     """Time naive vs cached scoring of the same options after the same prompt; returns a JSON-able dict.
 
     ``cached_s`` starts from an empty cache each time (the prompt is run too); ``cached_reuse_s`` scores a
-    prompt grown by one plan step on top of the previous prompt's cache, as an episode does.
+    prompt grown by one plan step on top of the previous prompt's cache, as an episode does. Timings are
+    medians over ``repeats`` interleaved rounds, after a warm-up.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: expected >= 1")
     rng = np.random.default_rng(seed)
     prompt = planning_prompt(lm, prompt_tokens, rng)
     options = planning_options(lm, n_options, option_tokens, rng)
     grown = prompt + options[0] + "\n2."
+    mode = lm.scoring
+    other = "batched" if mode == "packed" else "packed"
 
-    def cached() -> np.ndarray:
-        lm.reset_cache()
+    def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+
+    def cached(scoring: str) -> np.ndarray:
+        lm.scoring = scoring
+        lm.reset_cache()  # a fresh prompt: its own forward pass is part of the time
         return lm.score(prompt, options).logprob_sum
 
-    def reuse() -> np.ndarray:
-        lm.reset_cache()
-        lm.score(prompt, options[:1])
-        t = time.perf_counter()
-        lm.score(grown, options)
-        return time.perf_counter() - t
-
     lm.score_naive(prompt, options[:2])  # warm-up (allocator, kernels)
-    cached()
-    naive_s, naive = _median_time(lambda: lm.score_naive(prompt, options).logprob_sum, repeats)
-    cached_s, fast = _median_time(cached, repeats)
-    reuse_s = statistics.median(reuse() for _ in range(repeats))
-    other = "batched" if lm.scoring == "packed" else "packed"
-    mode, lm.scoring = lm.scoring, other
-    other_s, other_scores = _median_time(cached, repeats)
+    cached(other)
+    cached(mode)
+    times: dict[str, list[float]] = {"naive": [], mode: [], other: [], "reuse": []}
+    for _ in range(repeats):  # interleaved, so load from other processes hits every variant alike
+        dt, naive = timed(lambda: lm.score_naive(prompt, options).logprob_sum)
+        times["naive"].append(dt)
+        dt, fast = timed(lambda: cached(mode))
+        times[mode].append(dt)
+        dt, other_scores = timed(lambda: cached(other))
+        times[other].append(dt)
+        lm.scoring = mode
+        dt, _ = timed(lambda: lm.score(grown, options))  # on top of the previous prompt's cache
+        times["reuse"].append(dt)
     lm.scoring = mode
     lm.reset_cache()
+    naive_s, cached_s, reuse_s, other_s = (
+        statistics.median(times[k]) for k in ("naive", mode, "reuse", other)
+    )
     return {
         "model": lm.name,
         "device": str(lm.device),

@@ -92,6 +92,8 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class HFLanguageModel(LanguageModel):
     """A transformers causal LM behind the LanguageModel seam, with a reusable prompt KV cache."""
 
+    supports_embeddings = True
+
     def __init__(
         self,
         model: PreTrainedModel,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,15 +34,16 @@ class SayCanConfig:
     """What the planner reads and how it ranks. Every field is an ablation knob of `embodied eval`."""
 
     llm: str = "smollm2"  # language-model spec (see embodied.llm.base.load_language_model)
+    adapter: str = "default"  # LoRA adapter folder; "default": the shipped one for the embedded model; "none"
     affordance: bool = True  # weight by skill affordances (False: language model alone)
     feedback: bool = True  # write each step's outcome into the prompt (Inner Monologue)
-    examples: int = 6  # few-shot examples retrieved from the generator's bank
+    examples: int = -1  # few-shot examples retrieved from the generator's bank; -1: 0 with an adapter, else 6
     length_norm: bool = False  # mean log-prob per token instead of the sum
     min_affordance: float = 0.05  # options below this are not offered at all (saves scoring)
 
     def __post_init__(self) -> None:
-        if self.examples < 0:
-            raise EmbodiedError(f"SayCanConfig.examples must be >= 0, got {self.examples}")
+        if self.examples < -1:
+            raise EmbodiedError(f"SayCanConfig.examples must be >= 0 (or -1 for automatic), got {self.examples}")
         if not 0.0 <= self.min_affordance < 1.0:
             raise EmbodiedError(f"SayCanConfig.min_affordance must be in [0, 1), got {self.min_affordance}")
 
@@ -63,9 +65,30 @@ class SayCanPlanner:
     def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None, **overrides: Any) -> None:
         self.config = config or SayCanConfig(**overrides)
         self.lm = lm if lm is not None else load_language_model(self.config.llm)
+        self.adapter = self._load_adapter()
+        if self.config.examples == -1:
+            self.config.examples = 0 if self.adapter else 6
         self.task: Task | None = None
         self.history: list[Step] = []
         self.prefix = ""
+
+    def _load_adapter(self) -> str | None:
+        """Fine-tuned next-step choice (see embodied.train_planner); only for the model it was trained on."""
+        from embodied.train_planner import DEFAULT_ADAPTER
+        from policies.lora import load_adapter
+
+        spec = self.config.adapter
+        if spec == "none" or (spec == "default" and self.config.llm != "smollm2"):
+            return None
+        folder = DEFAULT_ADAPTER if spec == "default" else Path(spec)
+        model = getattr(self.lm, "model", None)
+        if model is None:
+            raise EmbodiedError(f"adapter {folder} needs a local transformers model, not {self.lm.name!r}")
+        load_adapter(model, folder)
+        reset = getattr(self.lm, "reset_cache", None)
+        if reset:
+            reset()
+        return str(folder)
 
     def reset(self, task: Task) -> None:
         self.task = task

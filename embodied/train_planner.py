@@ -1,0 +1,209 @@
+"""`embodied train planner`: fine-tune the language model's next-step choice on oracle plans with LoRA.
+
+Data: generated tasks (seeds from `TRAIN_SEED_BASE`, far from evaluation seeds and from the few-shot bank),
+solved step by step by the oracle, written exactly as the live prompt; some steps fail on purpose (with
+the reasons skills report) so the model learns to retry after feedback, and instructions are reworded
+(synonyms, polite forms, clause order) so it learns free wording. Loss: only the next step's tokens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embodied.planners.oracle import plan
+from embodied.planners.prompting import HEADER, Step, episode_text, initial_state, option_text
+from envs.generator import FAMILY_NAMES, generate
+from envs.predicates import goal_satisfied
+from envs.symbolic import apply
+from policies.lora import LoRAConfig, apply_lora, fit, save_adapter
+from skills import SkillCall
+
+log = logging.getLogger(__name__)
+
+TRAIN_SEED_BASE = 2_000_000
+DEFAULT_ADAPTER = Path(__file__).resolve().parent.parent / "policies" / "planner_lora"
+FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
+
+_WORD_SWAPS = {
+    "block": ["block", "block", "cube", "brick"], "blocks": ["blocks", "blocks", "cubes", "bricks"],
+    "bowl": ["bowl", "bowl", "dish", "container"], "bowls": ["bowls", "bowls", "dishes", "containers"],
+    "put": ["put", "place", "move", "set"], "stack": ["stack", "stack", "pile"], "gray": ["gray", "grey"],
+}
+_PREFIXES = ["", "", "", "please ", "could you ", "can you please ", "i'd like you to ", "robot, ", "kindly ",
+             "would you mind to ", "go ahead and ", "now "]
+_SUFFIXES = ["", "", "", " please", ", thanks", " for me", ", thank you", " now"]
+
+
+def reword(text: str, rng: random.Random) -> str:
+    """A free-wording variant of a generated instruction: swaps, polite frames, clause order."""
+    words = [rng.choice(_WORD_SWAPS[w]) if w in _WORD_SWAPS and rng.random() < 0.5 else w for w in text.split()]
+    out = " ".join(words)
+    two = re.fullmatch(r"(put|place|move|set) (the .+?) and (the .+)", out)
+    if two and rng.random() < 0.5:  # "put A and B" -> "put B and A"
+        out = f"{two.group(1)} {two.group(3)} and {two.group(2)}"
+    out = rng.choice(_PREFIXES) + out + rng.choice(_SUFFIXES)
+    return out[0].upper() + out[1:] if rng.random() < 0.5 else out
+
+
+def trajectory_examples(family: str, seed: int, rng: random.Random, fail_p: float = 0.15,
+                        reword_p: float = 0.5) -> list[tuple[str, str]]:
+    """(prompt, next step) pairs along one oracle-solved episode, with injected failures."""
+    task = generate(family, seed)
+    instruction = reword(task.instruction, rng) if rng.random() < reword_p else task.instruction
+    objects = task.scene.object_names()
+    state, history, out = initial_state(task), [], []
+    for _ in range(task.max_steps + 2):
+        if goal_satisfied(task.goal, state):
+            call = SkillCall("done")
+        else:
+            steps = plan(state, task.goal)
+            if not steps:
+                break
+            call = steps[0]
+        out.append((HEADER + "\n\n" + episode_text(instruction, objects, history), option_text(call)))
+        if call.name == "done":
+            break
+        if rng.random() < fail_p:
+            history.append(Step(call, False, rng.choice(FAILURE_REASONS)))
+            continue
+        state, why = apply(state, call.name, call.args)
+        history.append(Step(call, why is None, why or ""))
+    return out
+
+
+def build_dataset(n_episodes: int, seed: int = TRAIN_SEED_BASE) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    data = []
+    for i in range(n_episodes):
+        data += trajectory_examples(FAMILY_NAMES[i % len(FAMILY_NAMES)], seed + i, rng)
+    return data
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning run; the defaults made the shipped adapter (see README for the command)."""
+
+    episodes: int = 1500  # generated episodes (each gives ~3-7 next-step examples)
+    steps: int = 400  # optimiser steps
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 20
+    seed: int = 0
+    threads: int = 0  # 0: all cores
+    lora: LoRAConfig | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"TrainConfig.lr must be in (0, 1), got {self.lr}")
+        self.lora = self.lora or LoRAConfig()
+
+
+def encode(lm: object, data: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+    """Token ids exactly as scoring sees them: prompt with special tokens, then the option; and the prompt length."""
+    out = []
+    for prompt, target in data:
+        p = lm._prompt_ids(prompt)  # type: ignore[attr-defined]
+        out.append((p + lm.tokenize(target), len(p)))  # type: ignore[attr-defined]
+    return out
+
+
+def train(config: TrainConfig, out: Path = DEFAULT_ADAPTER, llm: str = "smollm2", device: str = "cpu",
+          progress: Callable[[int, float], None] | None = None) -> dict:
+    """Train a LoRA adapter for the planner's language model and save it (with its loss curve) in ``out``."""
+    from embodied.llm.base import load_language_model
+
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    lm = load_language_model(llm)
+    data = build_dataset(config.episodes)
+    encoded = encode(lm, data)
+    model = lm.model.to(device)
+    wrapped = apply_lora(model, config.lora)
+    log.info("%d examples from %d episodes; LoRA on %d layers", len(data), config.episodes, len(wrapped))
+    t0 = time.perf_counter()
+    losses = fit(model, encoded, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                 warmup=config.warmup, seed=config.seed, pad_id=lm._pad, device=device, progress=progress)
+    meta = {"base_model": llm, "train": {k: v for k, v in asdict(config).items() if k != "lora"},
+            "examples": len(data), "device": device, "seconds": round(time.perf_counter() - t0, 1),
+            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": TRAIN_SEED_BASE}
+    save_adapter(model.cpu(), config.lora, out, meta)
+    write_curve(out, losses)
+    return meta
+
+
+def write_curve(out: Path, losses: list[float]) -> None:
+    """`loss.json` and, when matplotlib is installed, `loss.png` beside the adapter's config."""
+    (out / "loss.json").write_text(json.dumps([round(v, 5) for v in losses]))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib not installed: loss.png skipped (loss.json has the curve)")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses, lw=0.8)
+    ax.set(xlabel="step", ylabel="next-step loss (nats/token)", yscale="log", title="planner LoRA fine-tuning")
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=120)
+    plt.close(fig)
+
+
+def export_tokens(config: TrainConfig, path: Path, llm: str = "smollm2") -> dict:
+    """Build and tokenize the dataset here (so a machine without the tokenizer or task code can train):
+    a gzipped JSON with the examples, the pad id and weight fingerprints to check the base model there."""
+    import gzip
+
+    from embodied.llm.base import load_language_model
+
+    lm = load_language_model(llm)
+    data = encode(lm, build_dataset(config.episodes))
+    fingerprint = {k: float(v.double().sum()) for k, v in list(lm.model.state_dict().items())[:4]}
+    payload = {"examples": data, "pad_id": lm._pad, "fingerprint": fingerprint, "episodes": config.episodes}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump(payload, f)
+    return {"examples": len(data), "tokens": sum(len(ids) for ids, _ in data)}
+
+
+def train_from_tokens(model_dir: str, gguf_file: str | None, tokens: Path, out: Path, config: TrainConfig,
+                      device: str = "cuda") -> dict:
+    """The same fit on pre-tokenized data, loading the base model straight from its GGUF (float32)."""
+    import gzip
+
+    from transformers import AutoModelForCausalLM
+
+    with gzip.open(tokens, "rt") as f:
+        payload = json.load(f)
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=gguf_file, dtype=torch.float32)
+    for k, v in list(model.state_dict().items())[:4]:
+        want = payload["fingerprint"].get(k)
+        if want is None or abs(float(v.double().sum()) - want) > 1e-3 * max(1.0, abs(want)):
+            raise RuntimeError(f"base model differs from the one the data was made with ({k})")
+    model = model.to(device)
+    apply_lora(model, config.lora)
+    t0 = time.perf_counter()
+    examples = [(ids, n) for ids, n in payload["examples"]]
+    losses = fit(model, examples, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                 warmup=config.warmup, seed=config.seed, pad_id=payload["pad_id"], device=device)
+    meta = {"base_model": "smollm2", "train": {k: v for k, v in asdict(config).items() if k != "lora"},
+            "examples": len(examples), "device": device, "seconds": round(time.perf_counter() - t0, 1),
+            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": TRAIN_SEED_BASE}
+    save_adapter(model.cpu(), config.lora, out, meta)
+    write_curve(out, losses)
+    return meta
