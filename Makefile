@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/embodied run --generate block_in_bowl --seed 0 --out runs/demo --video
+	$(VENV)/bin/embodied run "put the red block in the green bowl" --out runs/demo --video
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from envs.errors import EmbodiedError, TaskError
 
+STARTED = time.perf_counter()
 console = Console(stderr=True)
 out_console = Console()
 log = logging.getLogger("embodied")
@@ -30,6 +31,8 @@ def _load_task(args: argparse.Namespace) -> Any:
     from envs.generator import generate
     from envs.tasks import load_tasks
 
+    if args.instruction:
+        return _instruction_task(args)
     if args.tasks:
         tasks = load_tasks(args.tasks)
         if args.id is None:
@@ -51,10 +54,51 @@ def _load_task(args: argparse.Namespace) -> Any:
     raise TaskError("say what to do: --tasks FILE [--id ID] or --generate FAMILY")
 
 
+def _instruction_task(args: argparse.Namespace) -> Any:
+    """A task from free text: the given --scene, or a table set for what the instruction names."""
+    import numpy as np
+
+    from embodied.instructions import scene_for
+    from envs.tasks import SceneSpec, Task
+
+    if args.tasks or args.generate:
+        raise TaskError("give either an INSTRUCTION or --tasks/--generate, not both")
+    seed = args.seed if args.seed is not None else 0
+    if args.scene:
+        try:
+            raw = json.loads(args.scene)
+        except json.JSONDecodeError as e:
+            raise TaskError(f"--scene is not valid JSON: {e.msg} (column {e.colno})") from e
+        scene = SceneSpec.from_dict(raw, where="--scene")
+    else:
+        scene = scene_for(args.instruction, np.random.default_rng(seed))
+    return Task(id="cli", instruction=args.instruction, scene=scene, goal=[], seed=seed,
+                max_steps=args.max_steps or 2 * len(scene.blocks) + 2)
+
+
 def _make_planner(name: str, args: argparse.Namespace) -> Any:
     from embodied.planners.registry import make_planner
 
+    if name == "saycan":
+        from embodied.planners.saycan import SayCanConfig
+
+        return make_planner(name, config=SayCanConfig(
+            llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
+            examples=args.examples))
+    if name == "oracle" and getattr(args, "instruction", None):
+        raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
+                        "or --planner saycan")
     return make_planner(name)
+
+
+def _add_planner_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--planner", default="saycan", help="saycan (default) or oracle")
+    p.add_argument("--llm", default="smollm2", help="language model: smollm2 (embedded), a folder, a hub id, "
+                                                    "or openai:<model>@<url>")
+    p.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
+    p.add_argument("--no-affordance", action="store_true", help="rank by the language model alone")
+    p.add_argument("--no-feedback", action="store_true", help="do not write step outcomes into the prompt")
+    p.add_argument("--examples", type=int, default=-1, help="few-shot examples (-1: 0 with an adapter, else 6)")
 
 
 def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
@@ -65,7 +109,7 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
     for o in ranked:
         chosen = decision.call is not None and o.call.key() == decision.call.key()
         style = "bold green" if chosen else ""
-        table.add_row(o.text, f"{o.llm:.3f}", f"{o.affordance:.2f}", f"{o.combined:.3f}", style=style)
+        table.add_row(o.text, f"{o.llm:.3g}", f"{o.affordance:.2f}", f"{o.combined:.3g}", style=style)
     if not ranked and decision.call is not None:
         from skills import call_text
 
@@ -86,10 +130,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out("run")
     console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {planner.name})")
     env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    first: list[float] = []
+
+    def show(i: int, decision: Any, result: Any) -> None:
+        if not first:
+            first.append(time.perf_counter() - STARTED)
+        console.print(_step_table(i, decision, result))
+
     try:
         recorder = VideoRecorder(env) if args.video else None
-        result = run_episode(env, task, planner, video=recorder,
-                             on_step=lambda i, d, r: console.print(_step_table(i, d, r)))
+        result = run_episode(env, task, planner, video=recorder, on_step=show)
+        result.extra["first_action_s"] = round(first[0], 2) if first else None
         write_run(result, out, {"command": "run", "task": task.to_dict(), "planner": planner.name,
                                 "image_size": args.image_size, "video": args.video})
         if recorder is not None:
@@ -140,9 +191,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.bench import bench_sim
 
         result = bench_sim(image_size=args.image_size, renderer=args.renderer)
+    elif args.what == "planner":
+        from embodied.llm.base import load_language_model
+        from embodied.llm.bench import bench_planner
+
+        result = bench_planner(load_language_model(args.llm), n_options=args.options, repeats=args.repeats)
     else:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from embodied.train_planner import DEFAULT_ADAPTER, TrainConfig, train
+
+    try:
+        config = TrainConfig(episodes=args.episodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             warmup=args.warmup, seed=args.seed)
+    except ValueError as e:
+        raise EmbodiedError(str(e)) from e
+    out = args.out or DEFAULT_ADAPTER
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("loss {task.fields[loss]}"), console=console) as progress:
+        bar = progress.add_task("train", total=config.steps, loss="-")
+        meta = train(config, out, llm=args.llm, device=args.device,
+                     progress=lambda step, loss: progress.update(bar, completed=step + 1, loss=f"{loss:.4f}"))
+    out_console.print_json(json.dumps(meta))
+    console.print(f"adapter written to {out}")
     return 0
 
 
@@ -172,10 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one episode and write summary.json (and video.mp4)")
+    run.add_argument("instruction", nargs="?", help="what to do, in plain words")
+    run.add_argument("--scene", help='task-format scene, e.g. \'{"blocks": ["red"], "bowls": ["green"]}\'')
+    run.add_argument("--max-steps", type=int, help="skill-call budget for an INSTRUCTION (default 2 x blocks + 2)")
     run.add_argument("--tasks", type=Path, help="task file (JSON lines)")
     run.add_argument("--id", help="task id in --tasks")
     run.add_argument("--generate", metavar="FAMILY", help="generate a task of this family")
-    run.add_argument("--planner", default="oracle", help="planner name (default: oracle)")
+    _add_planner_flags(run)
     run.add_argument("--seed", type=int, help="generator seed with --generate; overrides the task's seed otherwise")
     run.add_argument("--out", help="run folder (default runs/run-<time>)")
     run.add_argument("--video", action="store_true", help="also write video.mp4")
@@ -184,17 +264,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="run every task of a file; results.jsonl + report.json")
     ev.add_argument("--tasks", type=Path, required=True)
-    ev.add_argument("--planner", default="oracle")
+    _add_planner_flags(ev)
     ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
     ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
     ev.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")
     ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim"])
+    bench.add_argument("what", choices=["sim", "planner"])
+    bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
+    bench.add_argument("--options", type=int, default=53, help="options scored by `bench planner`")
+    bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--image-size", type=int, default=128)
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)
+
+    tr = sub.add_parser("train", help="fine-tune the planner's language model on oracle plans (LoRA)")
+    tr.add_argument("what", choices=["planner"])
+    tr.add_argument("--episodes", type=int, default=3000)
+    tr.add_argument("--steps", type=int, default=600)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--warmup", type=int, default=30)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="cpu", help="cpu or cuda")
+    tr.add_argument("--llm", default="smollm2")
+    tr.add_argument("--out", type=Path, help="adapter folder (default: the shipped policies/planner_lora)")
+    tr.set_defaults(func=cmd_train)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
     tasks.add_argument("action", choices=["generate"])

@@ -17,7 +17,7 @@ from embodied.planners.base import Decision, Planner
 from envs.scene import TABLE_Z
 from envs.tabletop import TabletopEnv
 from envs.tasks import Task
-from skills import SkillResult, call_text, get_skill
+from skills import SkillCall, SkillResult, call_text, get_skill
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,13 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     planner.reset(task)
     result = EpisodeResult(task=task, planner=planner.name)
     start_steps = env.world.steps
+    planner_seconds = 0.0
+    decision = Decision(None)
     for i in range(task.max_steps + 1):
         state = env.scene_state()
+        t_plan = time.perf_counter()
         decision = planner.step(state)
+        planner_seconds += time.perf_counter() - t_plan
         result.trace.append({"step": i, "chosen": decision.call.to_dict() if decision.call else None,
                              "options": [o.to_dict() for o in decision.options]})
         if decision.call is None:
@@ -123,11 +127,29 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
             on_step(i, decision, outcome)
     ev = env.evaluate()
     result.goal_values = ev["goal_values"]
+    said_done = decision.call is not None and decision.call.name == "done"
     if result.outcome != "cannot":
-        result.outcome = "success" if ev["success"] else "failed"
-        if not ev["success"] and not result.reason:
+        if task.goal:  # judged on the physical state
+            ok = ev["success"]
+            result.extra["judged_by"] = "goal"
+        else:  # a free instruction has no goal to check: the planner's own "done" after a working last step
+            ok = said_done and bool(result.steps) and result.steps[-1]["result"]["success"]
+            result.extra["judged_by"] = "planner"
+        result.outcome = "success" if ok else "failed"
+        if not ok and not result.reason:
             failed = [s["result"]["reason"] for s in result.steps if not s["result"]["success"]]
             result.reason = failed[-1] if failed else "the plan ended with the goal unmet"
+    if task.goal and result.outcome != "cannot":
+        from embodied.planners.prompting import symbolic_plan_success
+
+        calls = [SkillCall(s["skill"], s["args"]) for s in result.steps]
+        result.extra["planning_success"] = said_done and symbolic_plan_success(task, calls)
+    stats = getattr(planner, "episode_stats", None)
+    if stats is not None:
+        result.extra.update(stats())
+    n_decisions = len(result.trace)
+    result.extra["planner_seconds"] = round(planner_seconds, 3)
+    result.extra["seconds_per_step"] = round(planner_seconds / max(n_decisions, 1), 3)
     result.physics_steps = env.world.steps - start_steps
     result.seconds = time.perf_counter() - t0
     return result

@@ -98,9 +98,9 @@ def load_adapter(model: nn.Module, folder: Path) -> LoRAConfig:
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: corrupt adapter weights ({e})") from e
     apply_lora(model, config)
-    own = {k for k in model.state_dict() if "lora_" in k}
-    if set(state) != own:
-        raise CheckpointError(f"{weights} does not fit this model: {len(set(state) ^ own)} adapter tensors differ "
+    own = {k: v.shape for k, v in model.state_dict().items() if "lora_" in k}
+    if set(state) != set(own) or any(state[k].shape != own[k] for k in own):
+        raise CheckpointError(f"{weights} does not fit this model: {len(set(state) ^ set(own))} adapter tensors differ, or shapes do "
                               f"(was it trained for another model?)")
     dtype = next(model.parameters()).dtype
     missing = model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)

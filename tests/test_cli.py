@@ -60,7 +60,7 @@ def test_unknown_family_and_planner(capsys) -> None:
 
 def test_run_writes_summary_and_trace(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    code = main(["run", "--generate", "block_on_block", "--seed", "4", "--out", str(out)])
+    code = main(["run", "--generate", "block_on_block", "--seed", "4", "--planner", "oracle", "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
     assert code == 0 and summary["success"] is True and summary["outcome"] == "success"
     assert summary["steps"] and summary["steps"][0]["skill"] == "pick_and_place"
@@ -74,13 +74,13 @@ def test_eval_appends_and_resumes(tmp_path, capsys) -> None:
     assert main(["tasks", "generate", "--n", "3", "--seed", "7", "--families", "block_in_bowl,stack_two",
                  "--out", str(tasks)]) == 0
     out = tmp_path / "ev"
-    assert main(["eval", "--tasks", str(tasks), "--out", str(out)]) == 0
+    assert main(["eval", "--tasks", str(tasks), "--planner", "oracle", "--out", str(out)]) == 0
     rows = (out / "results.jsonl").read_text().splitlines()
     report = json.loads((out / "report.json").read_text())
     assert len(rows) == 3 and report["n"] == 3 and 0 <= report["execution_success"] <= 1
     assert set(report["per_family"]) == {"block_in_bowl", "stack_two"}
     # a second run resumes: nothing re-run, nothing lost
-    assert main(["eval", "--tasks", str(tasks), "--out", str(out)]) == 0
+    assert main(["eval", "--tasks", str(tasks), "--planner", "oracle", "--out", str(out)]) == 0
     assert (out / "results.jsonl").read_text().splitlines() == rows
 
 
@@ -89,7 +89,8 @@ def test_console_script_video(tmp_path) -> None:
     """The installed entry point, end to end, with a video."""
     exe = Path(sys.executable).with_name("embodied")
     out = tmp_path / "v"
-    proc = subprocess.run([str(exe), "run", "--generate", "block_in_bowl", "--seed", "1", "--out", str(out), "--video"],
+    proc = subprocess.run([str(exe), "run", "--generate", "block_in_bowl", "--seed", "1", "--planner", "oracle",
+                           "--out", str(out), "--video"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (out / "video.mp4").stat().st_size > 10_000

@@ -10,6 +10,7 @@ from envs.scene import suggest
 
 PLANNERS: dict[str, str] = {
     "oracle": "embodied.planners.oracle:OracleAgent",
+    "saycan": "embodied.planners.saycan:SayCanPlanner",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel, load_language_model
 from embodied.planners.base import Decision, ScoredOption
 from embodied.planners.prompting import (
@@ -104,6 +105,10 @@ class SayCanPlanner:
     def step(self, state: SceneState) -> Decision:
         if self.task is None:
             raise EmbodiedError("SayCanPlanner.step called before reset(task)")
+        if not self.history:
+            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
+            if reason is not None:
+                return Decision(None, reason=reason)
         calls = candidate_calls(state)
         affordances = np.array([self._affordance(state, c) for c in calls])
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
