@@ -173,3 +173,16 @@ def test_cli_run_instruction_and_cannot(tmp_path) -> None:
                  '{"blocks": ["red"], "bowls": ["green"]}', "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
     assert code == 3 and summary["outcome"] == "cannot" and "purple block" in summary["reason"]
+
+
+@pytest.mark.slow
+def test_train_planner_command_writes_a_loadable_adapter(tmp_path) -> None:
+    from embodied.cli import main
+    from embodied.llm.base import load_language_model
+
+    out = tmp_path / "adapter"
+    assert main(["train", "planner", "--episodes", "4", "--steps", "2", "--batch-size", "2", "--warmup", "1",
+                 "--out", str(out)]) == 0
+    meta = json.loads((out / "adapter_config.json").read_text())
+    assert meta["train"]["steps"] == 2 and len(json.loads((out / "loss.json").read_text())) == 2
+    load_adapter(load_language_model("smollm2").model, out)
