@@ -36,15 +36,25 @@ FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed ta
 _WORD_SWAPS = {
     "block": ["block", "block", "cube", "brick"], "blocks": ["blocks", "blocks", "cubes", "bricks"],
     "bowl": ["bowl", "bowl", "dish", "container"], "bowls": ["bowls", "bowls", "dishes", "containers"],
-    "put": ["put", "place", "move", "set"], "stack": ["stack", "stack", "pile"], "gray": ["gray", "grey"],
+    "put": ["put", "place", "move", "set", "drop", "get"], "stack": ["stack", "stack", "pile"], "gray": ["gray", "grey"],
 }
 _PREFIXES = ["", "", "", "please ", "could you ", "can you please ", "i'd like you to ", "robot, ", "kindly ",
-             "would you mind to ", "go ahead and ", "now "]
+             "would you mind to ", "go ahead and ", "now ", "make sure to ", "your task: ", "next, "]
+_LOCATION_SWAPS = {
+    "top left corner": ["top left", "upper left corner", "top-left corner", "far left corner"],
+    "top right corner": ["top right", "upper right corner", "top-right corner", "far right corner"],
+    "bottom left corner": ["bottom left", "lower left corner", "bottom-left corner", "near left corner"],
+    "bottom right corner": ["bottom right", "lower right corner", "bottom-right corner", "near right corner"],
+    "the middle": ["the center", "the centre", "the middle of the table", "the center of the table"],
+}
 _SUFFIXES = ["", "", "", " please", ", thanks", " for me", ", thank you", " now"]
 
 
 def reword(text: str, rng: random.Random) -> str:
     """A free-wording variant of a generated instruction: swaps, polite frames, clause order."""
+    for name, variants in _LOCATION_SWAPS.items():
+        if name in text and rng.random() < 0.6:
+            text = text.replace(name, rng.choice(variants))
     words = [rng.choice(_WORD_SWAPS[w]) if w in _WORD_SWAPS and rng.random() < 0.5 else w for w in text.split()]
     out = " ".join(words)
     two = re.fullmatch(r"(put|place|move|set) (the .+?) and (the .+)", out)
@@ -58,7 +68,10 @@ def trajectory_examples(family: str, seed: int, rng: random.Random, fail_p: floa
                         reword_p: float = 0.5) -> list[tuple[str, str]]:
     """(prompt, next step) pairs along one oracle-solved episode, with injected failures."""
     task = generate(family, seed)
-    instruction = reword(task.instruction, rng) if rng.random() < reword_p else task.instruction
+    instruction = task.instruction
+    if len(task.scene.bowls) == 1 and rng.random() < 0.3:  # implicit object: "the bowl" when there is one
+        instruction = instruction.replace(f"{task.scene.bowls[0]} bowl", "bowl")
+    instruction = reword(instruction, rng) if rng.random() < reword_p else instruction
     objects = task.scene.object_names()
     state, history, out = initial_state(task), [], []
     for _ in range(task.max_steps + 2):
