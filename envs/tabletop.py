@@ -12,7 +12,7 @@ from gymnasium import spaces
 from envs.errors import TaskError
 from envs.predicates import goal_values
 from envs.scene import MAX_BLOCKS, MAX_BOWLS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState
-from envs.sim import CONTROL_SUBSTEPS, CameraConfig, SimRobot, World, sample_layout
+from envs.sim import CONTROL_SUBSTEPS, EE_LINK, CameraConfig, SimRobot, World, sample_layout
 from envs.symbolic import SymbolicState, abstract
 from envs.tasks import Task
 
@@ -141,7 +141,7 @@ class TabletopEnv(gym.Env):
             dq = p.getQuaternionFromAxisAngle((rot / angle).tolist(), angle)
             self._ee_orn = np.asarray(p.multiplyTransforms([0, 0, 0], dq, [0, 0, 0], self._ee_orn.tolist())[1])
         w = self.world
-        q = p.calculateInverseKinematics(w.robot, 11, self._ee_target.tolist(), self._ee_orn.tolist(),
+        q = p.calculateInverseKinematics(w.robot, EE_LINK, self._ee_target.tolist(), self._ee_orn.tolist(),
                                          maxNumIterations=50, physicsClientId=w.client)
         w.hold_joints(list(q[:7]), 0.04 if a[6] > 0 else 0.0)
         w.step(2 * CONTROL_SUBSTEPS)
