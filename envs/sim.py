@@ -240,7 +240,6 @@ class SimRobot:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self._target: tuple[np.ndarray, float] | None = None
 
     @property
     def steps(self) -> int:
@@ -250,8 +249,8 @@ class SimRobot:
         return self.world.scene_state()
 
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
-        w = world = self.world
-        start, _ = world.ee_pose()
+        w = self.world
+        start, _ = w.ee_pose()
         goal = np.asarray(position, dtype=np.float64)
         dist = float(np.linalg.norm(goal - start))
         ticks = max(1, int(math.ceil(dist / max(speed, 1e-3) / (DT * CONTROL_SUBSTEPS))))

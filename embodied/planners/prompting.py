@@ -40,10 +40,6 @@ def objects_line(names: Sequence[str]) -> str:
     return "Objects: " + ", ".join(names) + "."
 
 
-def step_text(call: SkillCall) -> str:
-    return call_text(call)
-
-
 def feedback_text(step: Step) -> str:
     return "(worked)" if step.success else f"(failed: {step.reason or 'unknown'})"
 
@@ -52,14 +48,14 @@ def episode_text(instruction: str, objects: Sequence[str], history: Sequence[Ste
     """The task and the steps so far, ending right before the next step's text (``"...\\n3."``)."""
     lines = [f"Request: {instruction.strip().rstrip('.')}.", objects_line(objects)]
     for i, step in enumerate(history, 1):
-        lines.append(f"{i}. {step_text(step.call)}." + (f" {feedback_text(step)}" if feedback else ""))
+        lines.append(f"{i}. {call_text(step.call)}." + (f" {feedback_text(step)}" if feedback else ""))
     lines.append(f"{len(history) + 1}.")
     return "\n".join(lines)
 
 
 def option_text(call: SkillCall) -> str:
     """The continuation scored for an option: a leading space, the step, a full stop."""
-    return f" {step_text(call)}."
+    return f" {call_text(call)}."
 
 
 def structure(instruction: str) -> list[str]:
