@@ -84,11 +84,25 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
 
         return make_planner(name, config=SayCanConfig(
             llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
-            examples=args.examples))
+            examples=args.examples, library=_library_path(args), top_k=args.top_k))
     if name == "oracle" and getattr(args, "instruction", None):
         raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
                         "or --planner saycan")
     return make_planner(name)
+
+
+def _library_path(args: argparse.Namespace) -> str | None:
+    """The skill library the planner retrieves from: --library, else the default one; None with --no-library."""
+    from embodied.library.store import default_library_path
+
+    if getattr(args, "no_library", False):
+        return None
+    return str(args.library or default_library_path())
+
+
+def _add_library_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
+                                                "~/.local/share/embodied/skills.db)")
 
 
 def _add_planner_flags(p: argparse.ArgumentParser) -> None:
@@ -99,6 +113,9 @@ def _add_planner_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-affordance", action="store_true", help="rank by the language model alone")
     p.add_argument("--no-feedback", action="store_true", help="do not write step outcomes into the prompt")
     p.add_argument("--examples", type=int, default=-1, help="few-shot examples (-1: 0 with an adapter, else 6)")
+    _add_library_flag(p)
+    p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
+    p.add_argument("--top-k", type=int, default=5, help="library skills retrieved per request")
 
 
 def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
@@ -223,6 +240,155 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from embodied.library.learn import LearnConfig, curve, learn
+    from embodied.library.store import SkillStore, default_library_path
+    from envs.tabletop import TabletopEnv
+
+    config = LearnConfig(iterations=args.iterations, seed=args.seed, run=args.run, verify_seeds=args.verify_seeds)
+    path = args.library or default_library_path()
+    store = SkillStore(path)
+    args.library, args.no_library = path, False
+    planner = _make_planner(args.planner, args)
+    env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    done = len(store.learn_log(config.run))
+    console.print(f"[bold]learn[/] run {config.run!r}, library {path}"
+                  + (f" (resuming after {done} iterations)" if done else ""))
+    with Progress(TextColumn("[bold]learn[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as progress:
+        bar = progress.add_task("learn", total=config.iterations, completed=min(done, config.iterations), info="")
+
+        def tick(row: dict[str, Any]) -> None:
+            mark = "[green]solved[/]" if row["solved"] else f"[red]failed[/] ({row['reason']})"
+            extra = f", added {row['skill']}" if row.get("skill_status") == "added" else ""
+            progress.console.print(f"{row['iteration']:>4} {row['family']:<18} {mark}, "
+                                   f"{row['llm_calls']} LLM calls{extra}")
+            progress.update(bar, advance=1, info=f"library {len(store)} skills")
+
+        try:
+            history = learn(config, store, planner, env, on_iteration=tick)
+        finally:
+            env.close()
+    rows = curve(history)
+    out = Path(args.out) if args.out else None
+    summary = {"run": config.run, "library": str(path), "iterations": len(rows),
+               "solved": sum(r["solved"] for r in rows), "skills_added": sum(r["skill_added"] for r in rows),
+               "library_size": len(store)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "curve.json").write_text(json.dumps(rows, indent=1))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    store.close()
+    out_console.print_json(json.dumps(summary))
+    return 0
+
+
+def cmd_skills(args: argparse.Namespace) -> int:
+    from embodied.library.store import SkillStore, default_library_path
+
+    path = args.library or default_library_path()
+    store = SkillStore(path, create=args.action == "import")
+    try:
+        return _SKILL_ACTIONS[args.action](store, args)
+    finally:
+        store.close()
+
+
+def _skills_list(store: Any, args: argparse.Namespace) -> int:
+    table = Table(title=f"{len(store)} skills in {store.path}", title_justify="left")
+    for col in ("name", "params", "verified", "version", "learned from"):
+        table.add_column(col)
+    for r in store.all():
+        table.add_row(r.name, ", ".join(p.name for p in r.params), f"{r.successes}/{r.attempts}",
+                      str(r.version), r.provenance.get("instruction", "-"))
+    out_console.print(table)
+    return 0
+
+
+def _skills_show(store: Any, args: argparse.Namespace) -> int:
+    from rich.syntax import Syntax
+
+    r = store.get(_need(args.name, "show"))
+    out_console.print(f"[bold]{r.name}[/] v{r.version}: {r.description}")
+    out_console.print("params: " + ", ".join(f"{p.name} ({p.kind})" for p in r.params))
+    out_console.print(Syntax(r.code, "python", line_numbers=False))
+    out_console.print(f"postcondition: {json.dumps(r.postcondition)}")
+    out_console.print(f"verified: {r.successes}/{r.attempts}, last {r.last_verified or 'never'}")
+    out_console.print(f"provenance: {json.dumps(r.provenance, sort_keys=True)}")
+    for v in store.versions(r.name):
+        out_console.print(f"  version {v['version']} ({v['created']}): {v['note']}")
+    return 0
+
+
+def _skills_search(store: Any, args: argparse.Namespace) -> int:
+    from embodied.library.embed import default_embedder
+
+    query = _need(args.name, "search")
+    table = Table(title=f"closest to {query!r}", title_justify="left")
+    for col in ("similarity", "name", "description"):
+        table.add_column(col)
+    for r, sim in store.search(default_embedder()([query])[0], k=args.k):
+        table.add_row(f"{sim:.3f}", r.name, r.description)
+    out_console.print(table)
+    return 0
+
+
+def _skills_verify(store: Any, args: argparse.Namespace) -> int:
+    from embodied.library.verify import fresh_seeds, verify
+    from envs.tabletop import TabletopEnv
+
+    record = store.get(_need(args.name, "verify"))
+    env = TabletopEnv(image_size=(64, 64))
+    try:
+        check = verify(record, env, fresh_seeds(record, args.seeds), on_seed=lambda seed, ok, why: console.print(
+            f"seed {seed}: " + ("[green]ok[/]" if ok else f"[red]failed[/]: {why}")))
+    finally:
+        env.close()
+    record = store.record_verification(record.name, check.attempts, check.successes)
+    out_console.print_json(json.dumps({"name": record.name, "seeds": check.seeds, "successes": check.successes,
+                                       "failures": check.failures, "total": f"{record.successes}/{record.attempts}"}))
+    return 0 if check.successes == check.attempts else 1
+
+
+def _skills_rm(store: Any, args: argparse.Namespace) -> int:
+    name = _need(args.name, "rm")
+    store.remove(name)
+    console.print(f"removed {name}")
+    return 0
+
+
+def _skills_export(store: Any, args: argparse.Namespace) -> int:
+    from embodied.library.transfer import export_library
+
+    n = export_library(store, _need(args.name, "export"))
+    console.print(f"exported {n} skills to {args.name}")
+    return 0
+
+
+def _skills_import(store: Any, args: argparse.Namespace) -> int:
+    from embodied.library.transfer import import_library
+
+    report = import_library(store, _need(args.name, "import"))
+    for line in report.rejected:
+        console.print(f"[bold red]rejected:[/] {line}")
+    console.print(f"imported {len(report.added)} new, {len(report.updated)} updated, {len(report.unchanged)} "
+                  f"unchanged, {len(report.rejected)} rejected")
+    return 2 if report.rejected else 0
+
+
+def _need(value: str | None, action: str) -> str:
+    if not value:
+        what = {"search": "QUERY", "export": "FILE", "import": "FILE"}.get(action, "NAME")
+        raise EmbodiedError(f"`embodied skills {action}` needs {what}")
+    return value
+
+
+_SKILL_ACTIONS = {"list": _skills_list, "show": _skills_show, "search": _skills_search, "verify": _skills_verify,
+                  "rm": _skills_rm, "export": _skills_export, "import": _skills_import}
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from envs.generator import generate_suite
     from envs.tasks import save_tasks
@@ -283,6 +449,32 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--llm", default="smollm2")
     tr.add_argument("--out", type=Path, help="adapter folder (default: the shipped policies/planner_lora)")
     tr.set_defaults(func=cmd_train)
+
+    le = sub.add_parser("learn", help="grow the skill library from environment feedback (resumable)")
+    le.add_argument("--iterations", type=int, default=50)
+    le.add_argument("--seed", type=int, default=0)
+    le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
+    le.add_argument("--verify-seeds", type=int, default=3, help="fresh tables a new skill must work on")
+    le.add_argument("--planner", default="saycan", help="saycan (default) or oracle")
+    le.add_argument("--llm", default="smollm2")
+    le.add_argument("--adapter", default="default")
+    le.add_argument("--no-affordance", action="store_true")
+    le.add_argument("--no-feedback", action="store_true")
+    le.add_argument("--examples", type=int, default=-1)
+    le.add_argument("--top-k", type=int, default=5)
+    _add_library_flag(le)
+    le.add_argument("--out", help="also write curve.json and summary.json here")
+    le.add_argument("--image-size", type=int, default=64)
+    le.set_defaults(func=cmd_learn)
+
+    sk = sub.add_parser("skills", help="curate the skill library: list | show NAME | search QUERY | verify NAME | "
+                                       "rm NAME | export FILE | import FILE")
+    sk.add_argument("action", choices=list(_SKILL_ACTIONS))
+    sk.add_argument("name", nargs="?", help="skill NAME, search QUERY, or FILE for export/import")
+    _add_library_flag(sk)
+    sk.add_argument("--seeds", type=int, default=3, help="fresh seeds for `verify`")
+    sk.add_argument("-k", type=int, default=5, help="results for `search`")
+    sk.set_defaults(func=cmd_skills)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
     tasks.add_argument("action", choices=["generate"])

@@ -92,6 +92,7 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     start_steps = env.world.steps
     planner_seconds = 0.0
     decision = Decision(None)
+    said_skill_done = False
     for i in range(task.max_steps + 1):
         state = env.scene_state()
         t_plan = time.perf_counter()
@@ -115,8 +116,15 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
         if i == task.max_steps:
             result.reason = f"step limit ({task.max_steps}) reached"
             break
-        skill = get_skill(decision.call.name)
         ctx = video if video is not None else _Null()
+        if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
+            with ctx:
+                ok = _run_library_skill(env, decision, planner, result, i, on_step)
+            if ok and decision.then_done:
+                said_skill_done = True
+                break
+            continue
+        skill = get_skill(decision.call.name)
         with ctx:
             outcome = skill.execute(env.robot, skill.params(decision.call.args))
         after = env.scene_state()
@@ -127,7 +135,7 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
             on_step(i, decision, outcome)
     ev = env.evaluate()
     result.goal_values = ev["goal_values"]
-    said_done = decision.call is not None and decision.call.name == "done"
+    said_done = said_skill_done or (decision.call is not None and decision.call.name == "done")
     if result.outcome != "cannot":
         if task.goal:  # judged on the physical state
             ok = ev["success"]
@@ -153,6 +161,35 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     result.physics_steps = env.world.steps - start_steps
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _run_library_skill(env: TabletopEnv, decision: Decision, planner: Planner, result: EpisodeResult, i: int,
+                       on_step: StepHook | None) -> bool:
+    """Run a library skill's code in the restricted executor; each primitive it calls is recorded as a step
+    and fed back to the planner. True when the skill finished without a failure."""
+    from embodied.library.api import API_METHODS, LiveAPI, SubStep
+    from skills.executor import Budget, run_skill
+
+    inst = decision.skill
+    n_before = len(result.steps)
+
+    def record(sub: SubStep) -> None:
+        result.steps.append({"step": i, **sub.call.to_dict(), "text": call_text(sub.call),
+                             "result": sub.result.to_dict(), "via": inst.record.name})
+        planner.feedback(sub.call, sub.result, env.scene_state())
+
+    outcome = run_skill(inst.record.code, LiveAPI(env.robot, on_step=record), inst.binding, API_METHODS, Budget())
+    if not outcome.success and len(result.steps) == n_before:  # stopped before any primitive: say why
+        failed = SkillResult(False, outcome.reason)
+        result.steps.append({"step": i, **decision.call.to_dict(), "text": inst.text(),
+                             "result": failed.to_dict(), "via": inst.record.name})
+        planner.feedback(decision.call, failed, env.scene_state())
+    result.extra.setdefault("library_skills", []).append(
+        {"step": i, "skill": inst.record.name, "args": inst.binding, "success": outcome.success,
+         "reason": outcome.reason})
+    if on_step:
+        on_step(i, decision, SkillResult(outcome.success, outcome.reason, 0))
+    return outcome.success
 
 
 class _Null:

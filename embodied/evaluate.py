@@ -90,4 +90,10 @@ def make_report(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if vals:
             name = {"llm_calls": "llm_calls_per_episode", "llm_tokens": "llm_tokens_per_episode"}.get(key, key)
             report[name] = round(sum(vals) / len(vals), 4)
+    solved = [r for r in rows if r["success"] and "llm_calls" in r]
+    if solved:
+        report["llm_calls_per_solved_task"] = round(sum(r["llm_calls"] for r in solved) / len(solved), 4)
+    used = [r for r in rows if r.get("library_skills")]
+    if used:
+        report["episodes_using_library"] = len(used)
     return report

@@ -145,6 +145,42 @@ def combo(rng: np.random.Generator) -> Draft:
                  list(dict.fromkeys(first.bowls + second.bowls)), first.goal + second.goal)
 
 
+def tall_tower(rng: np.random.Generator) -> Draft:
+    """Long horizon: one tower of 4-6 blocks, named in order bottom first, or of every block."""
+    colors = _colors(rng, int(rng.integers(4, 7)))
+    if rng.random() < 0.5:
+        return _stack(rng, colors, every=True)
+    names = [f"{c} block" for c in colors]
+    instruction = _pick(rng, (f"build a tower from bottom to top: {', '.join(colors)}",
+                              f"stack the blocks with {colors[0]} at the bottom, then {', then '.join(colors[1:])}"))
+    goal = [["stacked", names]] + [["on", names[i + 1], names[i]] for i in range(len(names) - 1)]
+    return Draft(instruction, colors, [], goal, extra_blocks=False)
+
+
+def sort_all(rng: np.random.Generator) -> Draft:
+    """Long horizon: four blocks, each into the bowl of its colour."""
+    colors = _colors(rng, 4)
+    draft = matching_bowls(rng)
+    return Draft(draft.instruction, colors, list(colors), [["in", f"{c} block", f"{c} bowl"] for c in colors],
+                 extra_blocks=False)
+
+
+def all_in_one_bowl(rng: np.random.Generator) -> Draft:
+    """Long horizon: every block (4-6) into one bowl."""
+    blocks, (w,) = _colors(rng, int(rng.integers(4, 7))), _colors(rng, 1)
+    instruction = _pick(rng, (f"put all the blocks in the {w} bowl", f"place every block into the {w} bowl",
+                              f"move all of the blocks to the {w} bowl"))
+    return Draft(instruction, blocks, [w], [["in", f"{c} block", f"{w} bowl"] for c in blocks], extra_blocks=False)
+
+
+# Long-horizon families: generated on request (`--families`), not in the default suite, so suites made
+# before they existed still reproduce seed for seed.
+LONG_FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
+    "tall_tower": tall_tower,
+    "sort_all": sort_all,
+    "all_in_one_bowl": all_in_one_bowl,
+}
+
 FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
     "block_in_bowl": block_in_bowl,
     "block_on_block": block_on_block,
@@ -158,12 +194,14 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
     "combo": combo,
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
+LONG_FAMILY_NAMES: tuple[str, ...] = tuple(LONG_FAMILIES)
+_ALL = {**FAMILIES, **LONG_FAMILIES}
 
 
 def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise TaskError(f"unknown task family {family!r}{suggest(family, FAMILY_NAMES)}; "
-                        f"families: {', '.join(FAMILY_NAMES)}")
+    if family not in _ALL:
+        raise TaskError(f"unknown task family {family!r}{suggest(family, list(_ALL))}; "
+                        f"families: {', '.join(_ALL)}")
 
 
 def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
@@ -174,7 +212,7 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
     if n_distractors is not None and n_distractors < 0:
         raise TaskError(f"n_distractors must be >= 0, got {n_distractors}")
     rng = np.random.default_rng(seed)
-    draft = FAMILIES[family](rng)
+    draft = _ALL[family](rng)
     blocks, bowls = list(draft.blocks), list(draft.bowls)
     room_blocks = MAX_BLOCKS - len(blocks) if draft.extra_blocks else 0
     room_bowls = MAX_BOWLS - len(bowls)

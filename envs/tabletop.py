@@ -165,6 +165,10 @@ class TabletopEnv(gym.Env):
         proprio = np.concatenate([q, dq, pos, orn, [self.world.finger_gap()]]).astype(np.float32)
         return {"rgb": rgb, "depth": depth, "points": self.world.points(rgb, zbuf), "proprio": proprio}
 
+    def observation(self) -> dict[str, np.ndarray]:
+        """The current observation (rgb, depth, points, proprio), as ``reset``/``step`` return it."""
+        return self._obs()
+
     def scene_state(self) -> SceneState:
         """Ground-truth scene state (object poses, gripper) as the planner and skills read it."""
         return self.world.scene_state()

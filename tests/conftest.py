@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import envs  # noqa: F401  (registers the environments)
 from envs.tabletop import TabletopEnv
 from envs.tasks import SceneSpec, Task
+
+
+@pytest.fixture(autouse=True)
+def _no_user_library(tmp_path, monkeypatch):
+    """Planners retrieve from the default skill library: point it at an empty folder, never the user's."""
+    monkeypatch.setenv("EMBODIED_LIBRARY", os.fspath(tmp_path / "no-library" / "skills.db"))
 
 
 def make_task(blocks: list[str], bowls: list[str], goal: list, seed: int = 0, tid: str = "t") -> Task:

@@ -4,6 +4,10 @@ Scoring convention (all backends): ``score(prompt, options)`` returns, per optio
 the option's tokens given the prompt. Prompt and option are tokenized separately (the prompt with the
 tokenizer's special tokens, e.g. a BOS, the option without), so an option should carry its own leading
 separator: write ``" pick up the red block."`` or ``"\\n2. done."``, and do not end the prompt with a space.
+
+Where a backend has ``supports_segments``, an option may also be a sequence of ``(text, scored)`` segments:
+only scored segments count, the others are context the model does not say (e.g. the environment's
+feedback between the steps of a whole plan), all in one request.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class LanguageModelError(EmbodiedError, RuntimeError):
 
 class LanguageModelSpecError(LanguageModelError, ValueError):
     """A model spec string (``--lm``) that names no backend or model."""
+
+
+Option = str | Sequence[tuple[str, bool]]  # a continuation, or (text, scored) segments of one
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class LanguageModel(abc.ABC):
 
     name: str
     supports_embeddings: bool = False  # True where embed_tokens / forward_embeds / score_embeds work
+    supports_segments: bool = False  # True where score() takes (text, scored) segment options
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -84,7 +92,7 @@ class LanguageModel(abc.ABC):
         return old
 
     @abc.abstractmethod
-    def score(self, prompt: str, options: Sequence[str]) -> Scores:
+    def score(self, prompt: str, options: Sequence[Option]) -> Scores:
         """Log-likelihood of each option as a continuation of the prompt (see the module docstring)."""
 
     @abc.abstractmethod

@@ -31,7 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from embodied.llm.base import LanguageModel, LanguageModelError, Scores
+from embodied.llm.base import LanguageModel, LanguageModelError, Option, Scores
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class HFLanguageModel(LanguageModel):
     """A transformers causal LM behind the LanguageModel seam, with a reusable prompt KV cache."""
 
     supports_embeddings = True
+    supports_segments = True
 
     def __init__(
         self,
@@ -214,17 +215,39 @@ class HFLanguageModel(LanguageModel):
         self._prefix_cache, self._prefix_ids = cache, list(ids)
         return cache
 
-    def _score_on(self, cache: DynamicCache, last: torch.Tensor, options: list[list[int]]) -> Scores:
-        """Score token-id options after ``cache`` + ``last`` (1, H), the prompt's final input embedding."""
+    def _score_on(self, cache: DynamicCache, last: torch.Tensor, options: list[list[int]],
+                  weights: list[list[float]] | None = None) -> Scores:
+        """Score token-id options after ``cache`` + ``last`` (1, H), the prompt's final input embedding;
+        ``weights`` (0/1 per option token) leaves given tokens out of the sums."""
         run = self._packed_pass if self.scoring == "packed" else self._batched_pass
+        weights = weights or [[1.0] * len(o) for o in options]
         lp = np.zeros(len(options))
         for s in range(0, len(options), self.config.batch_size):
             chunk = options[s : s + self.config.batch_size]
             work = copy.deepcopy(cache)  # the stored prompt cache stays untouched (batch 1: cheap)
-            lp[s : s + len(chunk)] = run(work, last, chunk).double().cpu().numpy()
-        return Scores(lp, np.array([len(o) for o in options], dtype=np.int64))
+            w = weights[s : s + len(chunk)]
+            lp[s : s + len(chunk)] = run(work, last, chunk, w).double().cpu().numpy()
+        return Scores(lp, np.array([int(sum(w)) for w in weights], dtype=np.int64))
 
-    def _packed_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]]) -> torch.Tensor:
+    def _segment_ids(self, options: Sequence[Option]) -> tuple[list[list[int]], list[list[float]]]:
+        """Token ids of options given as text or as (text, scored) segments, and a 0/1 weight per token."""
+        ids: list[list[int]] = []
+        weights: list[list[float]] = []
+        for o in options:
+            toks: list[int] = []
+            w: list[float] = []
+            for text, scored in ([(o, True)] if isinstance(o, str) else o):
+                t = self.tokenize(text)
+                toks += t
+                w += [1.0 if scored else 0.0] * len(t)
+            if not any(w):
+                raise LanguageModelError(f"option {o!r} has no scored tokens")
+            ids.append(toks)
+            weights.append(w)
+        return ids, weights
+
+    def _packed_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
+                     weights: list[list[float]]) -> torch.Tensor:
         """All options as one sequence [last, o_1, ..., o_n] with a block mask: each sees the prompt and itself."""
         past, dev = cache.get_seq_length(), self.device
         lens = torch.tensor([len(o) for o in chunk])
@@ -244,10 +267,12 @@ class HFLanguageModel(LanguageModel):
         logits = logits[0].float()  # (1+S, V)
         rows = torch.where(offset == 0, 0, torch.arange(s)).to(dev)  # (S,) the row that predicts each token
         tok = logits[rows, flat] - logits.logsumexp(-1)[rows]  # (S,) log p(token)
+        tok = tok * torch.tensor([x for w in weights for x in w], device=dev)  # given tokens count 0
         self.stats.tokens += 1 + s
         return torch.zeros(n, device=dev).index_add_(0, owner.to(dev), tok)
 
-    def _batched_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]]) -> torch.Tensor:
+    def _batched_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
+                      weights: list[list[float]]) -> torch.Tensor:
         """Options as a right-padded batch on the prompt cache expanded along the batch (any attention kernel)."""
         past, dev = cache.get_seq_length(), self.device
         n, t = len(chunk), max(map(len, chunk))
@@ -263,20 +288,27 @@ class HFLanguageModel(LanguageModel):
         cache.batch_repeat_interleave(n)
         logits = self._forward(cache, inputs_embeds=x, attention_mask=mask, position_ids=pos)[:, :-1].float()
         tok = logits.gather(-1, ids[..., None])[..., 0] - logits.logsumexp(-1)  # (n, t) log p(token)
+        w = torch.zeros(n, t)
+        for i, wi in enumerate(weights):
+            w[i, : len(wi)] = torch.tensor(wi)
         self.stats.tokens += n + int(valid.sum())
-        return (tok * valid).sum(1)
+        return (tok * valid * w.to(dev)).sum(1)
 
     # --- the LanguageModel API ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def score(self, prompt: str, options: Sequence[str]) -> Scores:
+    def score(self, prompt: str, options: Sequence[Option]) -> Scores:
         """Options scored in batches on top of the (reused) prompt KV cache; see the module docstring."""
         self.stats.requests += 1
-        ids, opts = self._prompt_ids(prompt), self._option_ids(options)
+        ids = self._prompt_ids(prompt)
+        if all(isinstance(o, str) for o in options):
+            opts, weights = self._option_ids(options), None  # type: ignore[arg-type]
+        else:
+            opts, weights = self._segment_ids(options)
         if not opts:
             return Scores(np.zeros(0), np.zeros(0, dtype=np.int64))
         cache = self._sync_prefix(ids[:-1])
         last = self.embed_tokens(torch.tensor(ids[-1:]))  # (1, H)
-        return self._score_on(cache, last, opts)
+        return self._score_on(cache, last, opts, weights)
 
     @torch.inference_mode()
     def score_naive(self, prompt: str, options: Sequence[str]) -> Scores:

@@ -27,12 +27,14 @@ class ScoredOption:
 
 @dataclass
 class Decision:
-    """The chosen call (``SkillCall("done")`` to stop; ``None`` when the planner says it cannot),
-    the scored options behind it, and a sentence when it cannot."""
+    """The chosen call (``SkillCall("done")`` to stop; ``None`` when the planner says it cannot), the
+    scored options behind it, a sentence when it cannot, and the library skill when the call is one."""
 
     call: SkillCall | None
     options: list[ScoredOption] = field(default_factory=list)
     reason: str = ""
+    skill: Any = None  # a library skill instance (embodied.library.retrieval.Instance) to run for this call
+    then_done: bool = False  # the scored plan ended with "done": stop once the skill succeeds
 
 
 class Planner(Protocol):

@@ -58,6 +58,18 @@ def option_text(call: SkillCall) -> str:
     return f" {call_text(call)}."
 
 
+def plan_segments(calls: Sequence[SkillCall], start: int, feedback: bool = True) -> list[tuple[str, bool]]:
+    """A whole remaining plan as one continuation, numbered from ``start`` and ending in ``done``: the steps
+    are the model's words (scored), the feedback as if each worked and the numbering are given, so its
+    score is the model's probability of choosing exactly this plan step after step."""
+    parts: list[tuple[str, bool]] = []
+    for i, call in enumerate(calls):
+        parts.append((f" {call_text(call)}.", True))
+        parts.append(((" (worked)" if feedback else "") + f"\n{start + i + 1}.", False))
+    parts.append((" done.", True))
+    return parts
+
+
 def structure(instruction: str) -> list[str]:
     """Instruction words with colours and locations abstracted, synonyms mapped: what retrieval compares."""
     text = instruction.lower()

@@ -20,12 +20,14 @@ from embodied.planners.prompting import (
     episode_text,
     example_bank,
     option_text,
+    plan_segments,
     retrieve,
 )
 from envs.errors import EmbodiedError
 from envs.scene import LOCATION_NAMES, SceneState
 from envs.tasks import Task
 from skills import SkillCall, SkillResult, get_skill
+from skills.registry import skill_names
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,17 @@ class SayCanConfig:
     examples: int = -1  # few-shot examples retrieved from the generator's bank; -1: 0 with an adapter, else 6
     length_norm: bool = False  # mean log-prob per token instead of the sum
     min_affordance: float = 0.05  # options below this are not offered at all (saves scoring)
+    library: str | None = None  # skill library database to retrieve from (None: primitives only)
+    top_k: int = 5  # library skills retrieved per request (Voyager used 5)
+    min_rest: float = 0.5  # run a library skill when p(rest of its plan, then done | its first step) >= this
 
     def __post_init__(self) -> None:
         if self.examples < -1:
             raise EmbodiedError(f"SayCanConfig.examples must be >= 0 (or -1 for automatic), got {self.examples}")
+        if self.top_k < 1:
+            raise EmbodiedError(f"SayCanConfig.top_k must be >= 1, got {self.top_k}")
+        if not 0.0 < self.min_rest <= 1.0:
+            raise EmbodiedError(f"SayCanConfig.min_rest must be in (0, 1], got {self.min_rest}")
         if not 0.0 <= self.min_affordance < 1.0:
             raise EmbodiedError(f"SayCanConfig.min_affordance must be in [0, 1), got {self.min_affordance}")
 
@@ -72,6 +81,12 @@ class SayCanPlanner:
         self.task: Task | None = None
         self.history: list[Step] = []
         self.prefix = ""
+        self.library = None
+        if self.config.library:
+            from embodied.library.retrieval import Library
+
+            self.library = Library.open(self.config.library, self.config.top_k)
+        self.retrieved: list = []
 
     def _load_adapter(self) -> str | None:
         """Fine-tuned next-step choice (see embodied.train_planner); only for the model it was trained on."""
@@ -96,6 +111,7 @@ class SayCanPlanner:
         self.history = []
         shots = retrieve(task.instruction, example_bank(), self.config.examples) if self.config.examples else []
         self.prefix = "\n\n".join([HEADER] + [e.text(self.config.feedback) for e in shots]) + "\n\n"
+        self.retrieved = self.library.retrieve(task.instruction) if self.library is not None else []
         self.lm.reset_stats()
 
     def prompt(self, state: SceneState) -> str:
@@ -114,18 +130,57 @@ class SayCanPlanner:
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
         affordances = np.append(affordances[keep], 1.0)
-        scores = self.lm.score(self.prompt(state), [option_text(c) for c in calls])
-        llm = scores.mean if self.config.length_norm else scores.logprob_sum
+        texts: list = [option_text(c) for c in calls]
+        instances = self._instances(state, calls)
+        start = len(self.history) + 1
+        texts += [plan_segments(i.plan, start, self.config.feedback) for i in instances]
+        scores = self.lm.score(self.prompt(state), texts)
+        n = len(calls)
+        raw = scores.mean if self.config.length_norm else scores.logprob_sum
+        llm = raw[:n]
         p_llm = np.exp(llm - llm.max())
         p_llm /= p_llm.sum()
         combined = p_llm * (affordances if self.config.affordance else 1.0)
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
                    for c, p, a, s in zip(calls, p_llm, affordances, combined, strict=True)]
         best = int(np.argmax(combined))
+        chosen = self._choose_skill(instances, scores.logprob_sum, calls, combined, options)
+        if chosen is not None:
+            return Decision(chosen.call, options, skill=chosen, then_done=True)
         return Decision(calls[best], options)
 
+    def _instances(self, state: SceneState, offered: list[SkillCall]) -> list:
+        """Library skills bound to this table whose first step is one of the offered calls."""
+        if not self.retrieved or state.held is not None or not getattr(self.lm, "supports_segments", False):
+            return []
+        keys = {c.key() for c in offered}
+        return [i for i in self.library.instances(self.retrieved, self.task.instruction, state)
+                if i.plan[0].key() in keys]
+
+    def _choose_skill(self, instances: list, logprob: np.ndarray, calls: list[SkillCall], combined: np.ndarray,
+                      options: list[ScoredOption]) -> Any:
+        """The library skill to run instead of one step, if any: the model must rate its first step close to
+        its favourite (combined >= half the best) and believe the rest of the plan, then done, follows
+        (p >= min_rest). Among those, the longest plan wins (fewest model calls), then the likeliest."""
+        n = len(calls)
+        index = {c.key(): k for k, c in enumerate(calls)}
+        best = float(combined.max())
+        accepted = []
+        for j, inst in enumerate(instances):
+            first = index[inst.plan[0].key()]
+            rest = float(np.exp(logprob[n + j] - logprob[first]))
+            p_plan = float(np.exp(logprob[n + j] - np.logaddexp.reduce(logprob[:n])))
+            options.append(ScoredOption(inst.call, inst.text(), p_plan, options[first].affordance,
+                                        p_plan * options[first].affordance))
+            if rest >= self.config.min_rest and combined[first] >= 0.5 * best:
+                accepted.append((len(inst.plan), float(logprob[n + j]), -j, inst))
+        return max(accepted, key=lambda a: a[:3])[3] if accepted else None
+
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
-        self.history.append(Step(call, result.success, result.reason))
+        if call.name in skill_names():
+            self.history.append(Step(call, result.success, result.reason))
+        elif not result.success:  # a library skill that could not start: do not offer it again this episode
+            self.retrieved = [(r, s) for r, s in self.retrieved if r.name != call.name]
 
     def _affordance(self, state: SceneState, call: SkillCall) -> float:
         skill = get_skill(call.name)

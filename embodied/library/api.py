@@ -1,0 +1,153 @@
+"""The surface learned skill code acts through: the primitives (pick, place, pick_and_place) and read-only
+queries on the scene, all plain strings and lists. `LiveAPI` drives the Robot API with real physics;
+`DryRunAPI` applies the same calls to the symbolic abstraction, to preview a skill's plan before running it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from envs.scene import LOCATION_NAMES, SceneState
+from envs.symbolic import SymbolicState, abstract, apply
+from skills import SkillCall, SkillResult, get_skill
+from skills.executor import SkillAbort
+from skills.robot import Robot
+
+log = logging.getLogger(__name__)
+
+PRIMITIVES = ("pick", "place", "pick_and_place")
+QUERIES = ("blocks", "bowls", "locations", "held", "on", "base", "is_clear", "contents")
+API_METHODS: tuple[str, ...] = PRIMITIVES + QUERIES
+
+
+@dataclass
+class SubStep:
+    """One primitive call a skill made, with its outcome."""
+
+    call: SkillCall
+    result: SkillResult
+
+
+class _Queries:
+    """Read-only questions about the scene, answered from the support relation."""
+
+    def _sym(self) -> SymbolicState:
+        raise NotImplementedError
+
+    def blocks(self) -> list[str]:
+        """Every block's name."""
+        return list(self._sym().support)
+
+    def bowls(self) -> list[str]:
+        """Every bowl's name."""
+        return list(self._sym().bowls)
+
+    def locations(self) -> list[str]:
+        """The named places on the table."""
+        return list(LOCATION_NAMES)
+
+    def held(self) -> str | None:
+        """The block in the hand, or None."""
+        return self._sym().held
+
+    def on(self, block: str) -> str:
+        """What ``block`` rests on directly: a block, bowl, location, "table", "hand" or "unknown"."""
+        return self._sym().support.get(block, "unknown")
+
+    def base(self, block: str) -> str:
+        """The first non-block under ``block`` (its bowl or location when it is in or at one)."""
+        sym = self._sym()
+        return sym.base(block) if block in sym.support else "unknown"
+
+    def is_clear(self, block: str) -> bool:
+        """True when nothing rests on ``block``."""
+        return self._sym().is_clear(block)
+
+    def contents(self, bowl: str) -> list[str]:
+        """Blocks in ``bowl`` (on its floor or stacked inside)."""
+        sym = self._sym()
+        return [b for b in sym.support if sym.base(b) == bowl]
+
+
+class LiveAPI(_Queries):
+    """Primitives run on the robot; a failed primitive stops the skill (SkillAbort) with its reason."""
+
+    def __init__(self, robot: Robot, on_step: Callable[[SubStep], None] | None = None) -> None:
+        self._robot = robot
+        self._on_step = on_step
+        self.steps: list[SubStep] = []
+
+    def _sym(self) -> SymbolicState:
+        return abstract(self._robot.observe())
+
+    def _call(self, name: str, **args: str) -> None:
+        call = SkillCall(name, {k: str(v) for k, v in args.items()})
+        skill = get_skill(name)
+        try:
+            params = skill.params(call.args)
+        except Exception as e:  # noqa: BLE001 - a bad argument is the skill's failure, not ours
+            raise SkillAbort(f"{name}: {e}") from None
+        result = skill.execute(self._robot, params)
+        step = SubStep(call, result)
+        self.steps.append(step)
+        if self._on_step is not None:
+            self._on_step(step)
+        if not result.success:
+            raise SkillAbort(f"{name}({', '.join(call.args.values())}) failed: {result.reason}")
+
+    def pick(self, block: str) -> None:
+        """Grasp ``block`` and lift it."""
+        self._call("pick", block=block)
+
+    def place(self, target: str) -> None:
+        """Put the held block on/in/at ``target``."""
+        self._call("place", target=target)
+
+    def pick_and_place(self, block: str, target: str) -> None:
+        """Move ``block`` onto a block, into a bowl or to a named location."""
+        self._call("pick_and_place", block=block, target=target)
+
+
+class DryRunAPI(_Queries):
+    """The same calls on the symbolic state with ideal skills: the plan a skill would make from here.
+    The first primitive is also checked against the skill's affordance on the physical state."""
+
+    def __init__(self, state: SceneState, sym: SymbolicState | None = None) -> None:
+        self._scene = state
+        self._state = sym if sym is not None else abstract(state)
+        self.calls: list[SkillCall] = []
+
+    def _sym(self) -> SymbolicState:
+        return self._state
+
+    def _call(self, name: str, **args: str) -> None:
+        call = SkillCall(name, {k: str(v) for k, v in args.items()})
+        if not self.calls:
+            skill = get_skill(name)
+            try:
+                ok = skill.affordance(self._scene, skill.params(call.args)) > 0
+            except Exception as e:  # noqa: BLE001
+                raise SkillAbort(f"{name}: {e}") from None
+            if not ok:
+                raise SkillAbort(f"{name}({', '.join(call.args.values())}) is not possible from here")
+        self._state, why = apply(self._state, name, call.args)
+        if why is not None:
+            raise SkillAbort(f"{name}({', '.join(call.args.values())}) would fail: {why}")
+        self.calls.append(call)
+
+    def pick(self, block: str) -> None:
+        """Grasp ``block`` and lift it."""
+        self._call("pick", block=block)
+
+    def place(self, target: str) -> None:
+        """Put the held block on/in/at ``target``."""
+        self._call("place", target=target)
+
+    def pick_and_place(self, block: str, target: str) -> None:
+        """Move ``block`` onto a block, into a bowl or to a named location."""
+        self._call("pick_and_place", block=block, target=target)
+
+    @property
+    def final_state(self) -> SymbolicState:
+        return self._state
