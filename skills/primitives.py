@@ -172,6 +172,13 @@ def check_place(state: SceneState, block: str, target: str) -> PlaceCheck:
         return PlaceCheck("target occupied")
     if not in_reach(point[:2]):
         return PlaceCheck("unreachable")
+    yaw, room = _place_yaw(state, block, target, point)
+    return PlaceCheck("no room for the hand" if room < MIN_ROOM else None, point, yaw)
+
+
+def _place_yaw(state: SceneState, block: str, target: str, point: np.ndarray) -> tuple[float, float]:
+    """The hand yaw for releasing ``block`` with its centre at ``point`` over ``target``, and the clearance."""
+    sym = abstract(state)
     held = state.objects[block]
     holding = state.held == block
     offset_z = held.position[2] - state.ee_position[2] if holding else 0.0  # the block hangs where grasped
@@ -180,17 +187,44 @@ def check_place(state: SceneState, block: str, target: str) -> PlaceCheck:
     kind = target_kind(sym, target)
     base_yaw = grasp_yaw(state.objects[target].yaw) if kind == "block" else 0.0
     below = tuple(sym.chain(target)) if kind == "block" else ()
-    yaw, room = clear_yaw(state, point[:2], point[2] - offset_z, grasp_yaw(base_yaw - in_hand), RELEASE_GAP,
-                          (block, target, *below))
-    return PlaceCheck("no room for the hand" if room < MIN_ROOM else None, point, yaw)
+    return clear_yaw(state, point[:2], point[2] - offset_z, grasp_yaw(base_yaw - in_hand), RELEASE_GAP,
+                     (block, target, *below))
 
 
-def _pick(robot: Robot, block: str) -> SkillResult:
+def _forced_pick(state: SceneState, block: str, check: PickCheck) -> PickCheck:
+    """``force=True``: ignore the pre-check's refusal and grasp with the best yaw there is."""
+    if check.reason == "no room for the hand":  # the check got as far as choosing a yaw
+        return PickCheck(None, check.yaw)
+    obj = state.objects[block]
+    return PickCheck(None, clear_yaw(state, obj.xy, obj.position[2] - 0.004, grasp_yaw(obj.yaw), PICK_GAP,
+                                     (block,))[0])
+
+
+def _forced_place(state: SceneState, block: str, target: str, check: PlaceCheck) -> PlaceCheck:
+    """``force=True``: ignore the pre-check's refusal and release over the target anyway. Where no free
+    point exists (a full bowl) aim at the bowl's centre, above the highest block in it."""
+    point = check.point if check.point is not None else place_point(state, block, target)
+    if point is None:
+        if target not in state.objects:
+            return PlaceCheck(check.reason or "target occupied")
+        t = state.objects[target]
+        tops = [o.position[2] + BLOCK_SIZE + 0.004 for n, o in state.objects.items()
+                if o.kind == "block" and n != block and np.linalg.norm(o.xy - t.xy) < BOWL_INNER_RADIUS]
+        floor = t.position[2] + 0.012 + BLOCK_SIZE / 2 if t.kind == "bowl" else t.position[2] + BLOCK_SIZE + 0.004
+        point = np.array([t.xy[0], t.xy[1], max([floor, *tops])])
+    return PlaceCheck(None, point, _place_yaw(state, block, target, point)[0])
+
+
+def _pick(robot: Robot, block: str, *, force: bool = False) -> SkillResult:
+    """Grasp ``block`` and lift it. ``force=True`` skips the pre-check's refusal (the block must exist) and
+    tries anyway, so physics decides: used to label learned affordances with real outcomes."""
     start = robot.steps
     state = robot.observe()
     check = check_pick(state, block)
     if check.reason is not None:
-        return SkillResult(False, check.reason, 0)
+        if not force or block not in state.objects:
+            return SkillResult(False, check.reason, 0)
+        check = _forced_pick(state, block, check)
     x, y, z = state.objects[block].position
     yaw = check.yaw
     high = _travel_height(state)
@@ -210,13 +244,17 @@ def _pick(robot: Robot, block: str) -> SkillResult:
     return SkillResult(True, "", robot.steps - start)
 
 
-def _place(robot: Robot, target: str) -> SkillResult:
+def _place(robot: Robot, target: str, *, force: bool = False) -> SkillResult:
+    """Put the held block on/in/at ``target``. ``force=True`` skips the pre-check's refusal (the hand must
+    hold a block and the target must exist) and releases over the target anyway."""
     start = robot.steps
     state = robot.observe()
     block = state.held
     if block is None:
         return SkillResult(False, "hand is empty", 0)
     check = check_place(state, block, target)
+    if (check.reason is not None or check.point is None) and force:
+        check = _forced_place(state, block, target, check)
     if check.reason is not None or check.point is None:
         return SkillResult(False, check.reason or "target occupied", 0)
     point, yaw = check.point, check.yaw
@@ -296,15 +334,21 @@ class PickAndPlace(Skill):
         return float(check_place(state, params.block, params.target).reason is None)
 
     def execute(self, robot: Robot, params: PickAndPlaceParams) -> SkillResult:
-        first = robot.observe()
-        if first.held != params.block:
-            picked = _pick(robot, params.block)
-            if not picked.success:
-                return picked
-        else:
-            picked = SkillResult(True)
-        placed = _place(robot, params.target)
-        return SkillResult(placed.success, placed.reason, picked.steps + placed.steps, placed.details)
+        return execute_pick_and_place(robot, params.block, params.target)
+
+
+def execute_pick_and_place(robot: Robot, block: str, target: str, *, force: bool = False) -> SkillResult:
+    """Pick ``block`` (unless already held) and place it on/in/at ``target``. ``force=True`` skips both
+    pre-checks' refusals so physics decides the outcome (data collection for learned grounding)."""
+    first = robot.observe()
+    if first.held != block:
+        picked = _pick(robot, block, force=force)
+        if not picked.success:
+            return picked
+    else:
+        picked = SkillResult(True)
+    placed = _place(robot, target, force=force)
+    return SkillResult(placed.success, placed.reason, picked.steps + placed.steps, placed.details)
 
 
 def _preposition(target: str) -> str:
