@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	# open3d (perception) needs libusb-1.0 from Debian
+	@ldconfig -p | grep -q libusb-1.0 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) \
+		|| sudo apt-get install -y -qq libusb-1.0-0
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# CPU build of torch first (a local file on the CI machines); a bare `torch` could pull a multi-GB CUDA build.

@@ -84,7 +84,8 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
 
         return make_planner(name, config=SayCanConfig(
             llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
-            examples=args.examples, library=_library_path(args), top_k=args.top_k))
+            examples=args.examples, library=_library_path(args), top_k=args.top_k,
+            affordance_model=getattr(args, "affordance", "analytic")))
     if name == "oracle" and getattr(args, "instruction", None):
         raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
                         "or --planner saycan")
@@ -116,6 +117,16 @@ def _add_planner_flags(p: argparse.ArgumentParser) -> None:
     _add_library_flag(p)
     p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
     p.add_argument("--top-k", type=int, default=5, help="library skills retrieved per request")
+    p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
+    p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic checks")
+    p.add_argument("--success", default="learned", help="step outcomes from the learned success detector (default) "
+                                                       "or the skills' analytic self-report")
+
+
+def _sensing(args: argparse.Namespace, env: Any) -> Any:
+    from embodied.sensing import Sensing, SensingConfig
+
+    return Sensing(env, SensingConfig(state=args.state, affordance=args.affordance, success=args.success))
 
 
 def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
@@ -140,8 +151,10 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
 # ---------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
     from embodied.episode import VideoRecorder, run_episode, write_run
+    from embodied.sensing import SensingConfig
     from envs.tabletop import TabletopEnv
 
+    SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
     task = _load_task(args)
     planner = _make_planner(args.planner, args)
     out = Path(args.out) if args.out else _default_out("run")
@@ -156,10 +169,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         recorder = VideoRecorder(env) if args.video else None
-        result = run_episode(env, task, planner, video=recorder, on_step=show)
+        sensing = _sensing(args, env)
+        result = run_episode(env, task, planner, video=recorder, on_step=show, sensing=sensing)
         result.extra["first_action_s"] = round(first[0], 2) if first else None
         write_run(result, out, {"command": "run", "task": task.to_dict(), "planner": planner.name,
-                                "image_size": args.image_size, "video": args.video})
+                                "image_size": args.image_size, "video": args.video, **sensing.describe(),
+                                "library": _library_path(args)})
         if recorder is not None:
             recorder.save(out / "video.mp4")
     finally:
@@ -174,16 +189,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from embodied.evaluate import evaluate
+    from embodied.sensing import SensingConfig
     from envs.tabletop import TabletopEnv
     from envs.tasks import load_tasks
 
+    SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
     tasks = load_tasks(args.tasks)
     planner = _make_planner(args.planner, args)
     out = Path(args.out) if args.out else _default_out("eval")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks),
-                                                 "planner": planner.name, "n": len(tasks)}, indent=2))
     env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    sensing = _sensing(args, env)
+    (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks),
+                                                 "planner": planner.name, "n": len(tasks), **sensing.describe(),
+                                                 "library": _library_path(args)}, indent=2))
     wins = [0, 0]
     with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console) as progress:
@@ -195,7 +214,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
 
         try:
-            report = evaluate(tasks, planner, out, env, on_episode=tick, resume=not args.fresh)
+            report = evaluate(tasks, planner, out, env, on_episode=tick, resume=not args.fresh, sensing=sensing)
         finally:
             env.close()
     out_console.print_json(json.dumps(report))
@@ -425,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_flags(ev)
     ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
     ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
-    ev.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")
+    ev.add_argument("--image-size", type=int, default=128, help="camera image side in pixels")
     ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")

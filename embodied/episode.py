@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from embodied.planners.base import Decision, Planner
-from envs.scene import TABLE_Z
+from embodied.sensing import Sensing
+from envs.scene import TABLE_Z, SceneState
 from envs.tabletop import TabletopEnv
 from envs.tasks import Task
 from skills import SkillCall, SkillResult, call_text, get_skill
@@ -83,20 +84,29 @@ class VideoRecorder:
 
 
 def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: StepHook | None = None,
-                video: VideoRecorder | None = None) -> EpisodeResult:
-    """Run ``task`` with ``planner`` until it says done, it cannot go on, or ``task.max_steps`` calls."""
+                video: VideoRecorder | None = None, sensing: Sensing | None = None) -> EpisodeResult:
+    """Run ``task`` with ``planner`` until it says done, it cannot go on, or ``task.max_steps`` calls.
+    Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors)."""
     t0 = time.perf_counter()
     env.reset(seed=task.seed, options={"task": task})
+    if sensing is not None:
+        sensing.reset()
     planner.reset(task)
     result = EpisodeResult(task=task, planner=planner.name)
     start_steps = env.world.steps
     planner_seconds = 0.0
     decision = Decision(None)
     said_skill_done = False
+    ahead: tuple[SceneState, dict | None] | None = None  # state and sensors already read after the last step
     for i in range(task.max_steps + 1):
-        state = env.scene_state()
+        if ahead is not None:
+            state, obs = ahead
+        else:
+            obs = sensing.observation() if sensing is not None else None
+            state = sensing.state() if sensing is not None else env.scene_state()
+        ahead = None
         t_plan = time.perf_counter()
-        decision = planner.step(state)
+        decision = planner.step(state, obs=obs)
         planner_seconds += time.perf_counter() - t_plan
         result.trace.append({"step": i, "chosen": decision.call.to_dict() if decision.call else None,
                              "options": [o.to_dict() for o in decision.options]})
@@ -120,6 +130,8 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
         if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
             with ctx:
                 ok = _run_library_skill(env, decision, planner, result, i, on_step)
+                if sensing is not None:
+                    sensing.settle()
             if ok and decision.then_done:
                 said_skill_done = True
                 break
@@ -127,10 +139,19 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
         skill = get_skill(decision.call.name)
         with ctx:
             outcome = skill.execute(env.robot, skill.params(decision.call.args))
-        after = env.scene_state()
-        result.steps.append({"step": i, **decision.call.to_dict(), "text": call_text(decision.call),
-                             "result": outcome.to_dict()})
-        planner.feedback(decision.call, outcome, after)
+            if sensing is not None:
+                sensing.settle()
+        row = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
+        if sensing is not None:  # the planner hears the success detector, not the skill's self-report
+            after_obs = sensing.observation()
+            told, p = sensing.judge(obs, after_obs, state, decision.call, outcome)
+            row["detected"] = {"p_success": round(p, 4), "success": told.success}
+            outcome = told
+            ahead = (sensing.state(), after_obs)
+        else:
+            ahead = (env.scene_state(), None)
+        result.steps.append(row)
+        planner.feedback(decision.call, outcome, ahead[0])
         if on_step:
             on_step(i, decision, outcome)
     ev = env.evaluate()
@@ -176,14 +197,14 @@ def _run_library_skill(env: TabletopEnv, decision: Decision, planner: Planner, r
     def record(sub: SubStep) -> None:
         result.steps.append({"step": i, **sub.call.to_dict(), "text": call_text(sub.call),
                              "result": sub.result.to_dict(), "via": inst.record.name})
-        planner.feedback(sub.call, sub.result, env.scene_state())
+        planner.feedback(sub.call, sub.result, env.robot.observe())
 
     outcome = run_skill(inst.record.code, LiveAPI(env.robot, on_step=record), inst.binding, API_METHODS, Budget())
     if not outcome.success and len(result.steps) == n_before:  # stopped before any primitive: say why
         failed = SkillResult(False, outcome.reason)
         result.steps.append({"step": i, **decision.call.to_dict(), "text": inst.text(),
                              "result": failed.to_dict(), "via": inst.record.name})
-        planner.feedback(decision.call, failed, env.scene_state())
+        planner.feedback(decision.call, failed, env.robot.observe())
     result.extra.setdefault("library_skills", []).append(
         {"step": i, "skill": inst.record.name, "args": inst.binding, "success": outcome.success,
          "reason": outcome.reason})

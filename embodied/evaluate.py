@@ -13,6 +13,7 @@ from typing import Any
 
 from embodied.episode import EpisodeResult, run_episode
 from embodied.planners.base import Planner
+from embodied.sensing import Sensing
 from envs.tabletop import TabletopEnv
 from envs.tasks import Task
 
@@ -40,7 +41,8 @@ def result_row(result: EpisodeResult) -> dict[str, Any]:
 
 
 def evaluate(tasks: Sequence[Task], planner: Planner, out: Path, env: TabletopEnv,
-             on_episode: Callable[[dict[str, Any]], None] | None = None, resume: bool = True) -> dict[str, Any]:
+             on_episode: Callable[[dict[str, Any]], None] | None = None, resume: bool = True,
+             sensing: Sensing | None = None) -> dict[str, Any]:
     """Run every task (skipping those already in `results.jsonl` when resuming) and write the report."""
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
@@ -52,7 +54,7 @@ def evaluate(tasks: Sequence[Task], planner: Planner, out: Path, env: TabletopEn
         for task in tasks:
             if task.id in done:
                 continue
-            row = result_row(run_episode(env, task, planner))
+            row = result_row(run_episode(env, task, planner, sensing=sensing))
             f.write(json.dumps(row) + "\n")
             f.flush()
             rows.append(row)

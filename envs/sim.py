@@ -240,13 +240,15 @@ class SimRobot:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.observer: Callable[[], SceneState] | None = None  # e.g. a perceiver; None: simulator ground truth
 
     @property
     def steps(self) -> int:
         return self.world.steps
 
     def observe(self) -> SceneState:
-        return self.world.scene_state()
+        """The scene as the robot's observer sees it (ground truth when no observer is set)."""
+        return self.observer() if self.observer is not None else self.world.scene_state()
 
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
         w = self.world

@@ -282,3 +282,31 @@ def test_kill_9_during_learn_loses_nothing_committed(tmp_path):
         rows = store.learn_log("default")
         assert [r["iteration"] for r in rows] == list(range(12))
         assert names_before <= set(store.names())
+
+
+@pytest.mark.slow
+def test_saycan_runs_a_retrieved_skill_in_one_model_call(tmp_path):
+    from embodied.episode import run_episode
+    from embodied.library.embed import default_embedder
+    from embodied.planners.saycan import SayCanConfig, SayCanPlanner
+    from envs.tabletop import TabletopEnv
+
+    source, draft = _draft("ordered_tower", 7)  # a 4-block tower, bottom first
+    rec = _record(draft, source.instruction)
+    rec.attempts, rec.successes = 3, 3
+    embed = default_embedder()
+    lib = tmp_path / "lib.db"
+    with SkillStore(lib) as store:
+        store.put(rec, embed([rec.embed_text()])[0], embed.name)
+    task = next(t for t in (generate("tall_tower", s) for s in range(9700, 9800)) if len(t.scene.blocks) == 4
+                and "bottom" in t.instruction)
+    env = TabletopEnv(image_size=(32, 32))
+    try:
+        with_lib = run_episode(env, task, SayCanPlanner(SayCanConfig(library=str(lib))))
+        without = run_episode(env, task, SayCanPlanner(SayCanConfig()))
+    finally:
+        env.close()
+    assert with_lib.success and with_lib.extra["library_skills"][0]["skill"] == draft.name
+    assert with_lib.extra["llm_calls"] == 1
+    assert without.success and without.extra["llm_calls"] == 4  # three moves and done
+    assert [s["args"] for s in with_lib.steps] == [s["args"] for s in without.steps]

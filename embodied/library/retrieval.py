@@ -91,23 +91,29 @@ class Library:
 
 def bindings(record: SkillRecord, instruction: str, state: SceneState) -> list[dict[str, str]]:
     """Plausible objects for a skill's parameters: the objects the request names, in the order it names
-    them (and, for a few, in every order), then the other objects on the table; bowls also matched to
-    blocks by colour. Bindings that leave a named object out are not offered."""
-    named = [o for o in mentioned_objects(instruction) if o in state.objects]
+    them (and, for up to three, in every order); parameters left over take *all* the other objects of
+    their kind on the table, never an arbitrary few (a skill that would leave a block out is not offered
+    for "all the blocks"); bowls are also matched to blocks by colour."""
+    named = _named(instruction, state)
     named_locs = [loc for loc in LOCATION_NAMES if loc in instruction.lower()]
     per_kind: dict[str, list[list[str]]] = {}
     for kind in ("block", "bowl", "location"):
         slots = sum(p.kind == kind for p in record.params)
-        pool = state.blocks if kind == "block" else state.bowls if kind == "bowl" else list(LOCATION_NAMES)
         first = named_locs if kind == "location" else [o for o in named if state.objects[o].kind == kind]
-        if len(first) > slots:
-            return []
-        rest = [o for o in pool if o not in first]
-        if len(first) + len(rest) < slots:
+        if kind == "location":
+            rest: list[str] = []
+        else:
+            rest = [o for o in (state.blocks if kind == "block" else state.bowls) if o not in first]
+        if len(first) == slots:
+            fill: list[str] = []
+        elif len(first) + len(rest) == slots and kind != "bowl":
+            fill = rest
+        elif kind == "bowl" and not first and slots == len(rest):
+            fill = rest  # bowls the request does not name: matched by colour below
+        else:
             return []
         orders = list(itertools.permutations(first)) if len(first) <= 3 else [tuple(first), tuple(first[::-1])]
-        fills = list(itertools.combinations(rest, slots - len(first)))[:3]
-        per_kind[kind] = [list(o) + list(f) for o in orders for f in fills][:MAX_BINDINGS]
+        per_kind[kind] = [list(o) + fill for o in orders][:MAX_BINDINGS]
     out: list[dict[str, str]] = []
     for blocks, bowls, locs in itertools.product(per_kind["block"], per_kind["bowl"], per_kind["location"]):
         chosen = {"block": iter(blocks), "bowl": iter(bowls), "location": iter(locs)}
@@ -116,6 +122,28 @@ def bindings(record: SkillRecord, instruction: str, state: SceneState) -> list[d
     if matched is not None and matched not in out:
         out.insert(0, matched)
     return out[:MAX_BINDINGS]
+
+
+def _named(instruction: str, state: SceneState) -> list[str]:
+    """Objects on the table the request names, in order: "the red block", and bare colours ("red at the
+    bottom, then blue") that fit exactly one block and no bowl."""
+    import re
+
+    from envs.scene import COLOR_NAMES
+
+    out = [o for o in mentioned_objects(instruction) if o in state.objects]
+    words = re.findall(r"[a-z]+", instruction.lower().replace("grey", "gray"))
+    for i, w in enumerate(words):
+        if w not in COLOR_NAMES:
+            continue
+        block, bowl = f"{w} block", f"{w} bowl"
+        if block in out or bowl in out:
+            continue
+        if block in state.objects and bowl not in state.objects:
+            # keep the order of mention: insert after the named objects mentioned before this word
+            before = sum(1 for o in out if o.split()[0] in words[:i])
+            out.insert(before, block)
+    return out
 
 
 def _colour_matched(record: SkillRecord, base: dict[str, str] | None, state: SceneState) -> dict[str, str] | None:

@@ -290,7 +290,7 @@ class OracleAgent:
         self.planner = OraclePlanner(task.goal, self.max_nodes)
         self.visited: set[tuple] = set()
 
-    def step(self, state: SceneState) -> Decision:
+    def step(self, state: SceneState, obs: dict | None = None) -> Decision:
         if self.planner is None:
             raise EmbodiedError("OracleAgent.step called before reset(task)")
         sym = abstract(state)

@@ -11,6 +11,7 @@ from envs.scene import suggest
 PLANNERS: dict[str, str] = {
     "oracle": "embodied.planners.oracle:OracleAgent",
     "saycan": "embodied.planners.saycan:SayCanPlanner",
+    "palme": "embodied.planners.palme:PalmEPlanner",
 }
 
 

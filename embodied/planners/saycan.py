@@ -39,6 +39,7 @@ class SayCanConfig:
     llm: str = "smollm2"  # language-model spec (see embodied.llm.base.load_language_model)
     adapter: str = "default"  # LoRA adapter folder; "default": the shipped one for the embedded model; "none"
     affordance: bool = True  # weight by skill affordances (False: language model alone)
+    affordance_model: str = "analytic"  # "analytic" pre-checks or "learned" value functions (need obs)
     feedback: bool = True  # write each step's outcome into the prompt (Inner Monologue)
     examples: int = -1  # few-shot examples retrieved from the generator's bank; -1: 0 with an adapter, else 6
     length_norm: bool = False  # mean log-prob per token instead of the sum
@@ -87,6 +88,9 @@ class SayCanPlanner:
 
             self.library = Library.open(self.config.library, self.config.top_k)
         self.retrieved: list = []
+        from embodied.grounding import make_affordance
+
+        self.affordances = make_affordance(self.config.affordance_model)
 
     def _load_adapter(self) -> str | None:
         """Fine-tuned next-step choice (see embodied.train_planner); only for the model it was trained on."""
@@ -118,7 +122,7 @@ class SayCanPlanner:
         objects = state.blocks + state.bowls
         return self.prefix + episode_text(self.task.instruction, objects, self.history, self.config.feedback)
 
-    def step(self, state: SceneState) -> Decision:
+    def step(self, state: SceneState, obs: dict[str, Any] | None = None) -> Decision:
         if self.task is None:
             raise EmbodiedError("SayCanPlanner.step called before reset(task)")
         if not self.history:
@@ -126,7 +130,10 @@ class SayCanPlanner:
             if reason is not None:
                 return Decision(None, reason=reason)
         calls = candidate_calls(state)
-        affordances = np.array([self._affordance(state, c) for c in calls])
+        if obs is not None:
+            affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
+        else:  # no sensors given (e.g. a bare planner test): the skills' own pre-checks
+            affordances = np.array([self._affordance(state, c) for c in calls])
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
         affordances = np.append(affordances[keep], 1.0)

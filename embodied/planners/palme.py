@@ -1,0 +1,168 @@
+"""PaLM-E-style planner: SayCan's options scored by a language model that reads the scene as soft tokens
+(camera, per-object point clouds, proprioception; see policies.palme) instead of an "Objects:" text line, with
+optional affordance weighting and Inner Monologue feedback lines.
+
+Per-object point segments come from ``obs["points"]`` (the top camera's world-frame points) cropped in a column
+of kind-dependent radius around each object the state names (``policies.palme.object_segments``): the same for
+ground-truth and perceived states, and it needs nothing but ``obs`` and ``state``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embodied.instructions import cannot_reason
+from embodied.llm.base import LanguageModel
+from embodied.planners.base import Decision, ScoredOption
+from embodied.planners.prompting import Step, feedback_text, option_text
+from embodied.planners.saycan import candidate_calls
+from envs.errors import EmbodiedError
+from envs.scene import SceneState
+from envs.tasks import Task
+from skills import SkillCall, SkillResult, call_text, get_skill
+from skills.registry import skill_names
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent.parent / "policies" / "palme"
+ALL_MODALITIES = {"camera": True, "pointcloud": True, "proprio": True}
+
+
+def _history_lines(history: Sequence[Step], feedback: bool, last_feedback: bool = True) -> list[str]:
+    lines = []
+    for i, step in enumerate(history, 1):
+        say = feedback and (last_feedback or i < len(history))
+        lines.append(f"{i}. {call_text(step.call)}." + (f" {feedback_text(step)}" if say else ""))
+    return lines
+
+
+def _scene_line(n_objects: int, flags: dict[str, bool] | None, n_image: int) -> list[str]:
+    from policies.palme import scene_text
+
+    flags = {**ALL_MODALITIES, **(flags or {})}
+    line = scene_text(n_image, n_objects, flags["camera"], flags["pointcloud"], flags["proprio"])
+    return [line] if line else []
+
+
+def planning_prompt(instruction: str, history: Sequence[Step], n_objects: int, feedback: bool = True,
+                    flags: dict[str, bool] | None = None, n_image: int = 4) -> str:
+    """``Scene:<img>.. Objects:<obj>... Robot:<state>.`` then the request, the steps so far, and ``"N."``."""
+    lines = _scene_line(n_objects, flags, n_image) + [f"Request: {instruction.strip().rstrip('.')}."]
+    lines += _history_lines(history, feedback) + [f"{len(history) + 1}."]
+    return "\n".join(lines)
+
+
+def question_prompt(question: str, history: Sequence[Step], n_objects: int, flags: dict[str, bool] | None = None,
+                    n_image: int = 4) -> str:
+    """The scene, the steps so far (the last one without its outcome), then ``Question: ...\\nAnswer:``."""
+    lines = _scene_line(n_objects, flags, n_image) + _history_lines(history, True, last_feedback=False)
+    return "\n".join(lines + [f"Question: {question}", "Answer:"])
+
+
+@dataclass
+class PalmEPlannerConfig:
+    """What the planner reads and how it ranks; the modality flags are the ablations."""
+
+    checkpoint: str = str(DEFAULT_CHECKPOINT)  # folder of the trained encoders (policies.palme)
+    llm: str = ""  # language-model spec; "": the one the encoders were trained with
+    camera: bool = True  # image tokens in the prompt
+    pointcloud: bool = True  # one token per object
+    proprio: bool = True  # robot-state token
+    affordance: bool = True  # weight by skill affordances (False: the language model alone)
+    affordance_model: str = "analytic"  # "analytic" pre-checks or "learned" value functions
+    feedback: bool = True  # write each step's outcome into the prompt (Inner Monologue)
+    length_norm: bool = False  # mean log-prob per token instead of the sum
+    min_affordance: float = 0.05  # options below this are not offered at all
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_affordance < 1.0:
+            raise EmbodiedError(f"PalmEPlannerConfig.min_affordance must be in [0, 1), got {self.min_affordance}")
+
+    @property
+    def flags(self) -> dict[str, bool]:
+        return {"camera": self.camera, "pointcloud": self.pointcloud, "proprio": self.proprio}
+
+
+class PalmEPlanner:
+    """`Planner` seam implementation reading sensors through soft tokens; needs ``obs`` at every step."""
+
+    name = "palme"
+
+    def __init__(self, config: PalmEPlannerConfig | None = None, lm: LanguageModel | None = None,
+                 **overrides: Any) -> None:
+        from embodied.grounding import make_affordance
+        from embodied.train_palme import load_frozen_lm
+        from policies.palme import MultimodalPrefix, PalmEEncoders
+
+        self.config = config or PalmEPlannerConfig(**overrides)
+        self.encoders = PalmEEncoders.load(self.config.checkpoint)
+        cfg = self.encoders.config
+        if lm is None:
+            lm = load_frozen_lm(self.config.llm or cfg.llm, cfg.adapter)
+        if lm.hidden_size != cfg.hidden_size:
+            raise EmbodiedError(f"encoders in {self.config.checkpoint} emit {cfg.hidden_size}-wide tokens but "
+                                f"{lm.name!r} embeds {lm.hidden_size}-wide: train encoders for this model")
+        self.lm = lm
+        self.prefix = MultimodalPrefix(lm)
+        self.n_points = cfg.pointcloud.n_points
+        self.n_image = cfg.camera.n_tokens
+        self.affordances = make_affordance(self.config.affordance_model)
+        self.task: Task | None = None
+        self.history: list[Step] = []
+
+    def reset(self, task: Task) -> None:
+        self.task = task
+        self.history = []
+        self.lm.reset_stats()
+
+    def prefix_embeds(self, state: SceneState, obs: dict[str, Any], prompt: str) -> torch.Tensor:
+        """The prompt's input embeddings (T, H) with the scene's encodings in place of its placeholders."""
+        from policies.palme import scene_features
+
+        with torch.inference_mode():
+            enc = self.encoders.encode(scene_features(obs, state, self.n_points))
+            return self.prefix.embed(prompt, {ph: v for ph, v in enc.items() if ph in prompt})
+
+    def step(self, state: SceneState, obs: dict[str, Any] | None = None) -> Decision:
+        if self.task is None:
+            raise EmbodiedError("PalmEPlanner.step called before reset(task)")
+        if obs is None:
+            raise EmbodiedError("the palme planner reads sensors: step(state, obs) needs obs (rgb, points, proprio); "
+                                "run episodes with sensing (embodied.sensing.Sensing)")
+        if not self.history:
+            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
+            if reason is not None:
+                return Decision(None, reason=reason)
+        calls = candidate_calls(state)
+        affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
+        keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
+        calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
+        affordances = np.append(affordances[keep], 1.0)
+        prompt = planning_prompt(self.task.instruction, self.history, len(state.objects), self.config.feedback,
+                                 self.config.flags, self.n_image)
+        scores = self.lm.score_embeds(self.prefix_embeds(state, obs, prompt), [option_text(c) for c in calls])
+        raw = scores.mean if self.config.length_norm else scores.logprob_sum
+        p_llm = np.exp(raw - raw.max())
+        p_llm /= p_llm.sum()
+        combined = p_llm * (affordances if self.config.affordance else 1.0)
+        options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
+                   for c, p, a, s in zip(calls, p_llm, affordances, combined, strict=True)]
+        return Decision(calls[int(np.argmax(combined))], options)
+
+    def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
+        if call.name in skill_names():
+            self.history.append(Step(call, result.success, result.reason))
+
+    def _affordance(self, state: SceneState, call: SkillCall) -> float:
+        skill = get_skill(call.name)
+        return float(skill.affordance(state, skill.params(call.args)))
+
+    def episode_stats(self) -> dict[str, Any]:
+        s = self.lm.stats
+        return {"llm_calls": s.requests, "llm_forwards": s.forwards, "llm_tokens": s.tokens}
