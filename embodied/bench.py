@@ -4,8 +4,10 @@ and seconds per pick-and-place — measured, printed as JSON."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,8 @@ from envs.sim import DT
 from envs.tabletop import TabletopEnv
 from envs.tasks import SceneSpec, Task
 from skills import SkillCall, get_skill
+
+log = logging.getLogger(__name__)
 
 
 def full_scene_task(seed: int) -> Task:
@@ -87,3 +91,31 @@ def bench_sim(physics_steps: int = 4000, frames: int = 60, picks: int = 6, image
         "physics_steps_per_pick_and_place": round(steps / max(len(times), 1), 1),
         "pick_and_place_real_time_factor": round(steps * DT / sum(times), 2),
     }
+
+
+def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | None = None) -> dict[str, Any]:
+    """Held-out grounding quality: learned vs analytic affordances and the success detector vs the skills'
+    self-report on skill executions from seeds 500,000+ (collected once, then cached), and perception's
+    detection precision/recall and position error on scenes from seeds 100,000+ (tuning used 0-99)."""
+    from embodied.grounding import grounding_metrics
+    from embodied.perception import benchmark_detection
+    from embodied.train_grounding import CACHE, HELDOUT_SEED_BASE, CollectConfig, collect
+
+    cfg = CollectConfig()
+    path = (cache or CACHE) / f"heldout_{scenes}x{cfg.calls_per_scene}.npz"
+    if not path.exists():
+        log.info("collecting %d held-out scenes into %s (once)", scenes, path)
+        collect(range(HELDOUT_SEED_BASE, HELDOUT_SEED_BASE + scenes), path, cfg)
+    g = grounding_metrics(path)
+    d = benchmark_detection(range(100_000, 100_000 + detection_seeds))
+    pick = ("detection_precision", "detection_recall", "position_error_mm", "position_error_mm_p95", "yaw_error_deg",
+            "seconds_per_perception")
+    return {"affordance_f1": g["affordance_f1_learned"], "affordance_auroc": g["affordance_auroc_learned"],
+            "affordance_f1_analytic": g["affordance_f1_analytic"],
+            "affordance_auroc_analytic": g["affordance_auroc_analytic"],
+            "success_detector_f1": g["success_detector_f1_learned"],
+            "success_detector_auroc": g["success_detector_auroc_learned"],
+            "success_self_report_f1": g["success_detector_f1_self_report"],
+            **{k: d[k] for k in pick if k in d}, "detection_by_case": d.get("by_case"),
+            "grounding_samples": g["n"], "grounding_seeds": f"{HELDOUT_SEED_BASE}+ ({scenes} scenes)",
+            "detection_seeds": f"100000-{100000 + detection_seeds - 1}"}

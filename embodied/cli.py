@@ -232,6 +232,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.llm.bench import bench_planner
 
         result = bench_planner(load_language_model(args.llm), n_options=args.options, repeats=args.repeats)
+    elif args.what == "grounding":
+        from embodied.bench import bench_grounding
+
+        result = bench_grounding(scenes=args.scenes, detection_seeds=args.detection_seeds)
     else:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
@@ -448,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim", "planner"])
+    bench.add_argument("what", choices=["sim", "planner", "grounding"])
+    bench.add_argument("--scenes", type=int, default=70, help="held-out scenes of skill executions for `grounding`")
+    bench.add_argument("--detection-seeds", type=int, default=60, help="perception scenes for `grounding`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
     bench.add_argument("--options", type=int, default=53, help="options scored by `bench planner`")
     bench.add_argument("--repeats", type=int, default=3)
