@@ -1,0 +1,565 @@
+"""`python -m embodied.train_palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a frozen LM.
+
+**data** runs generated tasks (seeds from ``DATA_SEED_BASE``, disjoint from evaluation seeds < 1e6 and the
+other training ranges 1e6-5e6) with the oracle and real physics: after every reset and executed step the hand
+retreats (as `Sensing.settle` does), the top camera's observation is encoded into cached features (64x64 rgb,
+per-object point columns, proprio) with the ground-truth support relation; some steps "fail" on purpose (not
+executed, reported as failed) so the model learns to retry. Everything goes into one ``.npz`` cache (never git).
+
+**train** keeps the LM (with the shipped planner LoRA, frozen) fixed and fits only the encoders on two kinds
+of next-token targets, in equal parts: the oracle's next step given the multimodal scene and the history, and
+embodied questions about the scene ("what is on the red block?", "is the green bowl empty?", "which blocks can
+be picked?", "did the last step succeed?"), plus a small auxiliary loss on the point trunk.
+
+**vqa** scores every question's answers as options on held-out scenes (seeds from 700,000) per question type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embodied.planners.palme import DEFAULT_CHECKPOINT, planning_prompt, question_prompt
+from embodied.planners.prompting import Step, option_text
+from envs.errors import EmbodiedError
+from envs.generator import FAMILY_NAMES, generate
+from envs.scene import COLOR_NAMES, SceneState
+from policies.palme import (
+    MAX_OBJECTS,
+    N_RELATION,
+    PalmEConfig,
+    PalmEEncoders,
+    scene_features,
+)
+from skills import SkillCall
+
+log = logging.getLogger(__name__)
+
+DATA_SEED_BASE = 6_000_000
+VQA_SEED_BASE = 700_000
+QUESTION_TYPES = ("on", "empty", "clear", "success")
+FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
+
+
+def default_cache(name: str = "palme_data.npz") -> Path:
+    """Where cached features go: $EMBODIED_CACHE, else the system temp folder (never the repository)."""
+    return Path(os.environ.get("EMBODIED_CACHE", Path(tempfile.gettempdir()) / "embodied")) / name
+
+
+# --------------------------------------------------------------------------- questions
+def _listing(blocks: Sequence[str]) -> str:
+    return " " + " and ".join(f"the {b}" for b in blocks) + "." if blocks else " none."
+
+
+def scene_questions(names: Sequence[str], support: dict[str, str]) -> list[tuple[str, str, list[str], int]]:
+    """Every question of types on / empty / clear about one scene: (type, question, options, answer index)."""
+    blocks = [n for n in names if n.endswith("block")]
+    bowls = [n for n in names if n.endswith("bowl")]
+    out = []
+    for b in blocks:
+        above = [x for x, s in support.items() if s == b]
+        opts = [" nothing."] + [f" the {x}." for x in blocks if x != b]
+        out.append(("on", f"what is on the {b}?", opts, opts.index(f" the {above[0]}.") if above else 0))
+    for w in bowls:
+        full = any(s == w for s in support.values())
+        out.append(("empty", f"is the {w} empty?", [" yes.", " no."], 1 if full else 0))
+    if blocks:
+        clear = sorted(b for b in blocks if not any(s == b for s in support.values()))
+        sets = [clear] + [sorted(set(clear) ^ {b}) for b in sorted(blocks)]
+        opts = list(dict.fromkeys(_listing(s) for s in sets))
+        out.append(("clear", "which blocks can be picked?", opts, 0))
+    return out
+
+
+def aux_targets(names: Sequence[str], support: dict[str, str]) -> np.ndarray:
+    """Per object (MAX_OBJECTS, 2) colour class of the block on/in it and of what it rests on (none: last)."""
+    none = N_RELATION - 1
+    out = np.full((MAX_OBJECTS, 2), -100, np.int64)
+    for i, n in enumerate(names[:MAX_OBJECTS]):
+        above = [x for x, s in support.items() if s == n]
+        below = support.get(n)
+        out[i, 0] = COLOR_NAMES.index(above[0].split()[0]) if above else none
+        color = below.split()[0] if below and below.split()[0] in COLOR_NAMES else None
+        out[i, 1] = COLOR_NAMES.index(color) if color else none
+    return out
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class DataConfig:
+    """How the simulator data is made."""
+
+    episodes: int = 400  # generated tasks run with the oracle (~3 observations each, ~1.5 s per episode)
+    seed: int = DATA_SEED_BASE  # first task seed; keep >= 6,000,000 (disjoint from eval and other training)
+    image_size: int = 128  # the env camera (eval uses 128)
+    n_points: int = 64  # points per object segment
+    fail_p: float = 0.15  # share of steps reported as failed without being executed
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise EmbodiedError(f"DataConfig.episodes must be >= 1, got {self.episodes}")
+        if not 0.0 <= self.fail_p < 1.0:
+            raise EmbodiedError(f"DataConfig.fail_p must be in [0, 1), got {self.fail_p}")
+
+
+class _Store:
+    """Observation features padded to MAX_OBJECTS, and JSON records that point at them."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, list[np.ndarray]] = {k: [] for k in
+                                                    ("rgb", "proprio", "points", "mask", "centroid", "labels", "aux")}
+        self.scenes: list[dict[str, Any]] = []
+        self.examples: list[dict[str, Any]] = []
+
+    def add_obs(self, obs: dict[str, np.ndarray], state: SceneState, n_points: int) -> int:
+        from envs.symbolic import abstract
+
+        f = scene_features(obs, state, n_points)
+        n = len(state.objects)
+        if n > MAX_OBJECTS:
+            raise EmbodiedError(f"{n} objects in a scene; at most {MAX_OBJECTS} are encoded")
+        for key in ("points", "mask", "centroid", "labels"):
+            pad = np.zeros((MAX_OBJECTS,) + f[key].shape[1:], f[key].dtype)
+            pad[:n] = f[key]
+            self.arrays[key].append(pad)
+        self.arrays["rgb"].append(f["rgb"])
+        self.arrays["proprio"].append(f["proprio"])
+        support = dict(abstract(state).support)
+        names = list(state.objects)
+        self.arrays["aux"].append(aux_targets(names, support))
+        self.scenes.append({"names": names, "support": support})
+        return len(self.scenes) - 1
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.stack(v) for k, v in self.arrays.items()}
+        arrays["points"] = arrays["points"].astype(np.float16)
+        meta = json.dumps({"scenes": self.scenes, "examples": self.examples})
+        np.savez_compressed(path, meta=np.array(meta), **arrays)
+
+
+def _observe(env: Any) -> dict[str, np.ndarray]:
+    from embodied.grounding import retreat
+
+    retreat(env.robot)
+    return env.observation()
+
+
+def collect_episode(env: Any, store: _Store, family: str, seed: int, config: DataConfig, rng: random.Random) -> None:
+    """One oracle episode with real physics: planning targets and "did the last step succeed?" pairs."""
+    from embodied.planners.oracle import plan
+    from envs.predicates import goal_satisfied
+    from envs.symbolic import abstract
+    from skills import get_skill
+
+    task = generate(family, seed)
+    env.reset(seed=task.seed, options={"task": task})
+    obs = _observe(env)
+    state = env.scene_state()
+    k = store.add_obs(obs, state, config.n_points)
+    history: list[Step] = []
+    for _ in range(task.max_steps + 2):
+        sym = abstract(state)
+        if goal_satisfied(task.goal, sym):
+            call = SkillCall("done")
+        else:
+            steps = plan(sym, task.goal)
+            if not steps:
+                break
+            call = steps[0]
+        store.examples.append({"kind": "plan", "obs": k, "instruction": task.instruction,
+                               "history": [_step_dict(s) for s in history], "target": option_text(call)})
+        if call.name == "done":
+            break
+        if rng.random() < config.fail_p:  # reported as failed, not executed: the scene is unchanged
+            store.examples.append({"kind": "success", "obs": k, "history": [_step_dict(s) for s in history]
+                                   + [_step_dict(Step(call, False))], "answer": 1})
+            history.append(Step(call, False, rng.choice(FAILURE_REASONS)))
+            continue
+        skill = get_skill(call.name)
+        result = skill.execute(env.robot, skill.params(call.args))
+        obs = _observe(env)
+        state = env.scene_state()
+        k = store.add_obs(obs, state, config.n_points)
+        worked = abstract(state).support.get(call.args.get("block", "")) == call.args.get("target")
+        store.examples.append({"kind": "success", "obs": k, "history": [_step_dict(s) for s in history]
+                               + [_step_dict(Step(call, worked))], "answer": 0 if worked else 1})
+        history.append(Step(call, worked, "" if worked else result.reason or "missed target"))
+
+
+def _step_dict(step: Step) -> dict[str, Any]:
+    return {"call": step.call.to_dict(), "success": step.success, "reason": step.reason}
+
+
+def _step(d: dict[str, Any]) -> Step:
+    c = d["call"]
+    return Step(SkillCall(c.get("skill", c.get("name")), c.get("args", {})), d["success"], d.get("reason", ""))
+
+
+def collect(config: DataConfig, out: Path) -> dict[str, Any]:
+    """Run ``config.episodes`` oracle episodes (families in turn) and cache their features in ``out``."""
+    from envs.tabletop import TabletopEnv
+
+    t0 = time.perf_counter()
+    env = TabletopEnv(image_size=(config.image_size, config.image_size))
+    store, rng = _Store(), random.Random(config.seed)
+    try:
+        for i in range(config.episodes):
+            collect_episode(env, store, FAMILY_NAMES[i % len(FAMILY_NAMES)], config.seed + i, config, rng)
+            if (i + 1) % 25 == 0:
+                log.info("%d/%d episodes, %d observations, %.0f s", i + 1, config.episodes, len(store.scenes),
+                         time.perf_counter() - t0)
+    finally:
+        env.close()
+    store.save(out)
+    info = {"episodes": config.episodes, "observations": len(store.scenes), "examples": len(store.examples),
+            "seconds": round(time.perf_counter() - t0, 1), "config": asdict(config), "path": str(out)}
+    log.info("data: %s", info)
+    return info
+
+
+def load_data(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if not Path(path).exists():
+        raise EmbodiedError(f"no PaLM-E data at {path}: make it with `python -m embodied.train_palme data`")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+        meta = json.loads(str(z["meta"]))
+    return arrays, meta
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    """The encoder fit; defaults made the shipped checkpoint (see the module docstring for the command)."""
+
+    steps: int = 400  # optimiser steps
+    batch_size: int = 8  # sequences per step (half planning, half questions); the LM backward dominates
+    lr: float = 2e-3
+    warmup: int = 20
+    aux_weight: float = 0.3  # weight of the auxiliary relation loss on the point trunk
+    modality_dropout: float = 0.1  # chance to drop the camera / proprio tokens from a prompt (robust ablations)
+    reword_p: float = 0.4  # chance to reword a planning instruction (embodied.train_planner.reword)
+    pack: int = 3  # questions per question sequence (same scene): more targets per LM pass
+    aux_steps: int = 1500  # point-trunk steps on the relation targets alone before the LM loss (no LM: seconds)
+    bf16: bool = True  # run the frozen LM under bfloat16 autocast (CPU): ~3x faster here, encoders stay fp32
+    minutes: float = 0.0  # wall-clock budget (0: none): the schedule follows whichever of steps/time runs out first
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise EmbodiedError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr < 1:
+            raise EmbodiedError(f"TrainConfig.lr must be in (0, 1), got {self.lr}")
+
+
+def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
+    """The LM with the planner LoRA loaded (for the embedded model), every parameter frozen."""
+    from embodied.llm.base import load_language_model
+    from embodied.train_planner import DEFAULT_ADAPTER
+    from policies.lora import load_adapter
+
+    lm = load_language_model(llm)
+    if adapter != "none" and not (adapter == "default" and llm != "smollm2"):
+        load_adapter(lm.model, DEFAULT_ADAPTER if adapter == "default" else Path(adapter))
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    lm.model.eval()
+    if hasattr(lm, "reset_cache"):
+        lm.reset_cache()
+    return lm
+
+
+def obs_features(arrays: dict[str, np.ndarray], k: int, n: int, order: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Cached features of observation ``k`` with its ``n`` objects (optionally re-ordered)."""
+    order = np.arange(n) if order is None else order
+    out = {key: arrays[key][k] for key in ("rgb", "proprio")}
+    for key in ("points", "mask", "centroid", "labels"):
+        out[key] = arrays[key][k][:n][order].astype(np.float32 if key != "mask" else bool)
+    return out
+
+
+class _Sampler:
+    """Draws training sequences (prompt text, target text, observation, object order)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], config: TrainConfig) -> None:
+        self.arrays, self.scenes, self.config = arrays, meta["scenes"], config
+        self.plans = [e for e in meta["examples"] if e["kind"] == "plan"]
+        self.success = [e for e in meta["examples"] if e["kind"] == "success"]
+        self.rng = random.Random(config.seed)
+
+    def flags(self) -> dict[str, bool]:
+        p = self.config.modality_dropout
+        return {"camera": self.rng.random() >= p, "pointcloud": True, "proprio": self.rng.random() >= p}
+
+    def draw(self, kind: str) -> tuple[str, list[tuple[str, bool]], int, dict[str, bool], str]:
+        from embodied.train_planner import reword
+
+        rng, flags = self.rng, self.flags()
+        if kind == "plan":
+            e = rng.choice(self.plans)
+            instruction = e["instruction"]
+            if rng.random() < self.config.reword_p:
+                instruction = reword(instruction, rng)
+            n = len(self.scenes[e["obs"]]["names"])
+            prompt = planning_prompt(instruction, [_step(s) for s in e["history"]], n, flags=flags)
+            return prompt, [(e["target"], True)], e["obs"], flags, "plan"
+        qtype = rng.choice(QUESTION_TYPES)
+        history: list[Step] = []
+        if qtype == "success":
+            e = rng.choice(self.success)
+            k, history = e["obs"], [_step(s) for s in e["history"]]
+            first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
+        else:
+            while True:
+                k = rng.randrange(len(self.scenes))
+                qs = [q for q in scene_questions(self.scenes[k]["names"], self.scenes[k]["support"]) if q[0] == qtype]
+                if qs:
+                    break
+            first = rng.choice(qs)
+        # more questions about the same scene after the first: answers are cheap targets once the scene is read
+        more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
+        chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
+        prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags)
+        segments: list[tuple[str, bool]] = []
+        for i, (_, q, opts, a) in enumerate(chosen):
+            if i:
+                segments.append((f"\nQuestion: {q}\nAnswer:", False))
+            segments.append((opts[a], True))
+        return prompt, segments, k, flags, qtype
+
+
+def _decoder_and_head(lm: Any) -> tuple[Any, Any]:
+    model = lm.model
+    return model.get_decoder(), model.get_output_embeddings()
+
+
+def sequence_loss(lm: Any, prefix: Any, encoders: PalmEEncoders, batch: list[tuple[str, list, int, dict, str]],
+                  arrays: dict[str, np.ndarray], scenes: list[dict[str, Any]], rng: random.Random,
+                  aux_weight: float = 0.0, bf16: bool = False) -> tuple[torch.Tensor, float]:
+    """Mean next-token loss over the targets of a batch (plus the auxiliary relation loss); returns (loss, lm part)."""
+    seqs, targets, aux_logits, aux_y = [], [], [], []
+    for prompt, segments, k, _, _ in batch:
+        n = len(scenes[k]["names"])
+        order = np.array(rng.sample(range(n), n))
+        enc, aux = encoders.encode(obs_features(arrays, k, n, order), with_aux=True)
+        aux_logits.append(aux)
+        aux_y.append(torch.as_tensor(arrays["aux"][k][:n][order]))
+        used = {ph: v for ph, v in enc.items() if ph in prompt}
+        x = prefix.embed(prompt, used)  # (T, H)
+        ids = [(t, scored) for text, scored in segments for t in lm.tokenize(text)]
+        t_ids = torch.tensor([t for t, _ in ids])
+        seqs.append(torch.cat([x, lm.embed_tokens(t_ids)]))  # (T + t, H)
+        where = torch.tensor([i for i, (_, scored) in enumerate(ids) if scored])
+        targets.append((len(x) + where, t_ids[where]))
+    width = -(-max(len(s) for s in seqs) // 16) * 16  # few distinct shapes: bf16 kernels are built per shape
+    h = seqs[0].shape[1]
+    x = torch.zeros(len(seqs), width, h)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        x[i, :len(s)] = s
+        mask[i, :len(s)] = 1
+    decoder, head = _decoder_and_head(lm)
+    rows = torch.cat([torch.full((len(t),), i) for i, (_, t) in enumerate(targets)])
+    cols = torch.cat([pos - 1 for pos, _ in targets])  # the position that predicts each target token
+    n_t = len(rows)
+    pad = -(-n_t // 32) * 32 - n_t  # padded with repeats (dropped below), again for few shapes
+    rows, cols = torch.cat([rows, rows[:1].repeat(pad)]), torch.cat([cols, cols[:1].repeat(pad)])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = decoder(inputs_embeds=x, attention_mask=mask, use_cache=False).last_hidden_state  # (B, W, H)
+        logits = head(hidden[rows, cols])[:n_t].float()  # (n_target_tokens, V)
+    lm_loss = torch.nn.functional.cross_entropy(logits, torch.cat([t for _, t in targets]))
+    aux = torch.nn.functional.cross_entropy(torch.cat(aux_logits).reshape(-1, N_RELATION),
+                                            torch.cat(aux_y).reshape(-1), ignore_index=-100)
+    return lm_loss + aux_weight * aux, float(lm_loss.detach())
+
+
+def pretrain_relations(encoders: PalmEEncoders, arrays: dict[str, np.ndarray], steps: int, seed: int = 0,
+                       batch_size: int = 32, lr: float = 3e-3) -> float:
+    """Fit the point trunk on the relation targets alone (no LM, seconds); returns the final accuracy."""
+    enc = encoders["pointcloud"]
+    gen = torch.Generator().manual_seed(seed)
+    t = {k: torch.as_tensor(arrays[k].astype(np.float32 if k != "mask" else bool))
+         for k in ("points", "mask", "centroid", "labels")}
+    y = torch.as_tensor(arrays["aux"])  # (N_obs, MAX_OBJECTS, 2), -100 where no object
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=0.01)
+    acc = 0.0
+    for step in range(steps):
+        idx = torch.randint(len(y), (batch_size,), generator=gen)
+        valid = y[idx, :, 0] != -100  # (B, MAX_OBJECTS)
+        args = [t[k][idx][valid] for k in ("points", "mask", "centroid", "labels")]
+        _, aux = enc(*args)  # (n, 2, 11)
+        target = y[idx][valid]  # (n, 2)
+        loss = torch.nn.functional.cross_entropy(aux.reshape(-1, N_RELATION), target.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc = 0.9 * acc + 0.1 * (aux.argmax(-1) == target).float().mean().item() if step else 0.0
+        if step % 250 == 0 or step == steps - 1:
+            log.info("relations %d/%d loss %.4f accuracy %.3f", step + 1, steps, loss.item(), acc)
+    return acc
+
+
+def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None = None,
+          llm: str = "smollm2", adapter: str = "default", init: Path | None = None) -> dict[str, Any]:
+    """Fit the encoders as soft prompts of the frozen LM and save them (with loss.png) in ``out``; ``init``
+    continues from a saved checkpoint (its loss curve is extended)."""
+    config = config or TrainConfig()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    arrays, meta = load_data(data)
+    lm = load_frozen_lm(llm, adapter)
+    from policies.palme import MultimodalPrefix
+
+    prefix = MultimodalPrefix(lm)
+    if init is not None:  # continue from a checkpoint (its relation trunk is trained already)
+        encoders = PalmEEncoders.load(init)
+        earlier = encoders.config.meta
+        relation_accuracy = float(earlier.get("relation_accuracy", 0.0))
+    else:
+        encoders = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, llm=llm, adapter=adapter))
+        encoders.init_anchors(prefix.word)
+        earlier = {}
+    encoders.train()
+    if init is None:
+        relation_accuracy = pretrain_relations(encoders, arrays, config.aux_steps, config.seed)
+    sampler = _Sampler(arrays, meta, config)
+    params = [p for p in encoders.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    losses: list[float] = []
+    previous = json.loads((Path(init) / "loss.json").read_text()) if init and (Path(init) / "loss.json").exists() else []
+    t0 = time.perf_counter()
+    half = config.batch_size // 2
+    for step in range(config.steps):
+        elapsed = time.perf_counter() - t0
+        progress = max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0)
+        if progress >= 1.0:
+            log.info("time budget of %.1f min reached after %d steps", config.minutes, step)
+            break
+        scale = min(1.0, (step + 1) / config.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+        for g in opt.param_groups:
+            g["lr"] = config.lr * scale
+        batch = [sampler.draw("plan") for _ in range(half)] + \
+                [sampler.draw("question") for _ in range(config.batch_size - half)]
+        loss, lm_loss = sequence_loss(lm, prefix, encoders, batch, arrays, meta["scenes"], sampler.rng,
+                                      config.aux_weight, config.bf16)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(lm_loss)
+        if step % 10 == 0 or step == config.steps - 1:
+            log.info("step %d/%d loss %.4f (lm %.4f) %.1f s", step + 1, config.steps, float(loss.detach()), lm_loss,
+                     time.perf_counter() - t0)
+    encoders.eval()
+    encoders.config.meta = {"train": asdict(config), "data": str(data), "observations": len(meta["scenes"]),
+                            "examples": len(meta["examples"]), "seconds": round(time.perf_counter() - t0, 1),
+                            "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": DATA_SEED_BASE,
+                            "relation_accuracy": round(relation_accuracy, 4),
+                            "continued_from": earlier or None}
+    encoders.save(out, previous + losses)
+    return encoders.config.meta
+
+
+# --------------------------------------------------------------------------- evaluation
+def eval_vqa(n_scenes: int = 40, seed: int = VQA_SEED_BASE, checkpoint: Path | str = DEFAULT_CHECKPOINT,
+             lm: Any = None, flags: dict[str, bool] | None = None, data: Path | None = None,
+             max_per_type: int = 0) -> dict[str, Any]:
+    """Accuracy per question type on held-out scenes (oracle episodes from ``seed``, real physics): every
+    question's answers are scored as options by the LM with the multimodal prefix; the best must be right.
+    ``max_per_type`` (0: all) caps the questions of each type (a fixed random subset)."""
+    from policies.palme import MultimodalPrefix
+
+    encoders = PalmEEncoders.load(checkpoint)
+    lm = lm or load_frozen_lm(encoders.config.llm, encoders.config.adapter)
+    prefix = MultimodalPrefix(lm)
+    flags = flags or {"camera": True, "pointcloud": True, "proprio": True}
+    path = data or default_cache(f"palme_vqa_{seed}_{n_scenes}.npz")
+    if not path.exists():
+        collect(DataConfig(episodes=n_scenes, seed=seed, fail_p=0.3), path)
+    arrays, meta = load_data(path)
+    items = []
+    for k, sc in enumerate(meta["scenes"]):
+        items += [(t, q, o, a, k, []) for t, q, o, a in scene_questions(sc["names"], sc["support"])]
+    items += [("success", "did the last step succeed?", [" yes.", " no."], e["answer"], e["obs"],
+               [_step(s) for s in e["history"]]) for e in meta["examples"] if e["kind"] == "success"]
+    if max_per_type:  # a fixed random subset per type, so every type counts alike and runs stay short
+        rng = random.Random(seed)
+        items = [x for t in QUESTION_TYPES
+                 for x in rng.sample([i for i in items if i[0] == t], min(max_per_type, sum(i[0] == t for i in items)))]
+    right: dict[str, list[bool]] = {t: [] for t in QUESTION_TYPES}
+    with torch.inference_mode():
+        for qtype, question, options, answer, k, history in items:
+            n = len(meta["scenes"][k]["names"])
+            enc = encoders.encode(obs_features(arrays, k, n))
+            prompt = question_prompt(question, history, n, flags=flags)
+            x = prefix.embed(prompt, {ph: v for ph, v in enc.items() if ph in prompt})
+            scores = lm.score_embeds(x, options).logprob_sum
+            right[qtype].append(int(np.argmax(scores)) == answer)
+    per = {t: {"n": len(v), "accuracy": round(float(np.mean(v)), 4) if v else None} for t, v in right.items()}
+    total = [x for v in right.values() for x in v]
+    return {"n_scenes": len(meta["scenes"]), "n_questions": len(total), "seed": seed,
+            "accuracy": round(float(np.mean(total)), 4), "per_type": per, "flags": flags}
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m embodied.train_palme", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="run oracle episodes in the simulator and cache encoder inputs")
+    d.add_argument("--episodes", type=int, default=DataConfig.episodes)
+    d.add_argument("--seed", type=int, default=DATA_SEED_BASE)
+    d.add_argument("--out", type=Path, default=default_cache())
+    t = sub.add_parser("train", help="fit the encoders as soft prompts of the frozen LM")
+    t.add_argument("--data", type=Path, default=default_cache())
+    t.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    t.add_argument("--steps", type=int, default=TrainConfig.steps)
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    t.add_argument("--lr", type=float, default=TrainConfig.lr)
+    t.add_argument("--threads", type=int, default=TrainConfig.threads)
+    t.add_argument("--aux-steps", type=int, default=TrainConfig.aux_steps)
+    t.add_argument("--seed", type=int, default=TrainConfig.seed)
+    t.add_argument("--init", type=Path, default=None, help="continue from this checkpoint folder")
+    t.add_argument("--fp32", action="store_true", help="no bfloat16 autocast for the frozen LM")
+    t.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="wall-clock budget (0: none)")
+    v = sub.add_parser("vqa", help="question-answering accuracy on held-out scenes")
+    v.add_argument("--scenes", type=int, default=40)
+    v.add_argument("--seed", type=int, default=VQA_SEED_BASE)
+    v.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    v.add_argument("--drop", nargs="*", default=[], choices=["camera", "pointcloud", "proprio"])
+    v.add_argument("--max-per-type", type=int, default=0, help="cap questions per type (0: all)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.cmd == "data":
+        info = collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
+    elif args.cmd == "train":
+        info = train(args.data, args.out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                                      threads=args.threads, aux_steps=args.aux_steps,
+                                                      minutes=args.minutes, bf16=not args.fp32,
+                                                      seed=args.seed), init=args.init)
+    else:
+        torch.set_num_threads(2)
+        flags = {m: m not in args.drop for m in ("camera", "pointcloud", "proprio")}
+        info = eval_vqa(args.scenes, args.seed, args.checkpoint, flags=flags, max_per_type=args.max_per_type)
+    sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

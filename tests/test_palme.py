@@ -1,0 +1,205 @@
+"""PaLM-E encoders, the multimodal prefix, checkpoints, questions and the planner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.planners.palme import planning_prompt, question_prompt
+from embodied.planners.prompting import Step
+from embodied.train_palme import aux_targets, scene_questions
+from envs.errors import EmbodiedError
+from envs.scene import ObjectState, SceneState
+from policies.lora import CheckpointError
+from policies.palme import (
+    ENCODERS,
+    MultimodalPrefix,
+    PalmEConfig,
+    PalmEEncoders,
+    make_encoder,
+    object_segments,
+    scene_features,
+)
+from skills import SkillCall
+
+WIDTH = 16  # a tiny fake LM width: nothing may assume SmolLM2's 576
+
+
+class FakeLM:
+    """Just enough of the LanguageModel embedding API: one token per character."""
+
+    supports_embeddings = True
+    name = "fake"
+    hidden_size = WIDTH
+    device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.table = torch.nn.Embedding(128, WIDTH)
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return [ord(c) % 128 for c in text]
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table(ids)
+
+
+def _state() -> SceneState:
+    return SceneState(objects={
+        "red block": ObjectState("red block", "block", "red", (0.45, 0.0, 0.645)),
+        "blue block": ObjectState("blue block", "block", "blue", (0.45, 0.0, 0.685)),
+        "green bowl": ObjectState("green bowl", "bowl", "green", (0.55, 0.15, 0.625)),
+    })
+
+
+def _obs(rng: np.random.Generator, n: int = 4096) -> dict[str, np.ndarray]:
+    xyz = np.c_[rng.uniform(0.25, 0.7, n), rng.uniform(-0.3, 0.3, n), rng.uniform(0.62, 0.72, n)]
+    return {"rgb": rng.integers(0, 255, (128, 128, 3), dtype=np.uint8), "proprio": rng.normal(size=22).astype(np.float32),
+            "points": np.c_[xyz, rng.uniform(0, 1, (n, 3))].astype(np.float32)}
+
+
+def _encoders() -> PalmEEncoders:
+    torch.manual_seed(0)
+    enc = PalmEEncoders(PalmEConfig(hidden_size=WIDTH))
+    enc.init_anchors(MultimodalPrefix(FakeLM()).word)
+    return enc.eval()
+
+
+@pytest.mark.parametrize("type_", list(ENCODERS))
+def test_every_encoder_builds_and_outputs_lm_width(type_):
+    enc = make_encoder(type_, WIDTH)
+    if type_ == "camera":
+        out = enc(torch.zeros(2, 128, 128, 3, dtype=torch.uint8))
+        assert out.shape == (2, enc.config.n_tokens, WIDTH)
+    elif type_ == "proprio":
+        assert enc(torch.zeros(3, 22)).shape == (3, 1, WIDTH)
+    else:
+        tok, aux = enc(torch.zeros(5, 64, 6), torch.ones(5, 64, dtype=torch.bool), torch.zeros(5, 3), torch.zeros(5, 12))
+        assert tok.shape == (5, WIDTH) and aux.shape == (5, 2, 11)
+
+
+def test_unknown_encoder_and_bad_config_are_clear():
+    with pytest.raises(EmbodiedError, match="did you mean 'camera'"):
+        make_encoder("camra", WIDTH)
+    with pytest.raises(EmbodiedError, match="n_tokens"):
+        make_encoder("camera", WIDTH, n_tokens=0)
+    with pytest.raises(EmbodiedError, match="hidden_size"):
+        PalmEConfig(hidden_size=0)
+
+
+def test_encode_scene_gives_one_token_per_object():
+    enc = _encoders()
+    tokens = enc.encode(scene_features(_obs(np.random.default_rng(0)), _state()))
+    assert tokens["<img>"].shape == (4, WIDTH)
+    assert tokens["<obj>"].shape == (3, WIDTH)
+    assert tokens["<state>"].shape == (1, WIDTH)
+
+
+def test_segments_are_columns_around_objects():
+    rng = np.random.default_rng(1)
+    pts, mask, _, labels, names = object_segments(_obs(rng)["points"], _state(), n_points=32)
+    assert names == ["red block", "blue block", "green bowl"]
+    assert pts.shape == (3, 32, 6) and mask.any(1).all()
+    assert np.abs(pts[0, mask[0], :2]).max() * 0.05 <= 0.035 + 1e-6  # within the block radius
+    assert labels[0].sum() == 2 and labels[2].sum() == 2  # colour and kind
+
+
+def test_prefix_replaces_placeholders_in_order():
+    lm = FakeLM()
+    prefix = MultimodalPrefix(lm)
+    enc = {"<img>": torch.randn(4, WIDTH), "<obj>": torch.randn(2, WIDTH), "<state>": torch.randn(1, WIDTH)}
+    text = planning_prompt("put the red block in the green bowl", [], 2)
+    x = prefix.embed(text, enc)
+    n_text = len(lm.tokenize(text.replace("<img>", "").replace("<obj>", "").replace("<state>", "")))
+    assert x.shape == (n_text + 7, WIDTH)
+    start = len("Scene:")
+    assert torch.equal(x[start:start + 4], enc["<img>"])
+
+
+def test_placeholder_encoding_mismatch_raises_with_both_counts():
+    prefix = MultimodalPrefix(FakeLM())
+    text = planning_prompt("stack the blocks", [], 3)
+    enc = {"<img>": torch.randn(4, WIDTH), "<obj>": torch.randn(2, WIDTH), "<state>": torch.randn(1, WIDTH)}
+    with pytest.raises(EmbodiedError, match=r"3 <obj> placeholders but 2 <obj> encodings"):
+        prefix.embed(text, enc)
+    with pytest.raises(EmbodiedError, match=r"0 <img> placeholders but 4"):
+        prefix.embed(planning_prompt("x", [], 3, flags={"camera": False}), {**enc, "<obj>": torch.randn(3, WIDTH)})
+
+
+def test_dropped_modalities_leave_no_placeholder():
+    text = planning_prompt("x", [Step(SkillCall("done"), True)], 3, flags={"camera": False, "proprio": False})
+    assert "<img>" not in text and "<state>" not in text and text.count("<obj>") == 3
+    assert planning_prompt("x", [], 3, flags={"camera": False, "pointcloud": False, "proprio": False}).startswith("Request")
+    assert question_prompt("is the red bowl empty?", [], 1).endswith("Question: is the red bowl empty?\nAnswer:")
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    enc = _encoders()
+    enc.save(tmp_path, losses=[1.0, 0.5, 0.25])
+    back = PalmEEncoders.load(tmp_path)
+    assert back.config == enc.config
+    a, b = enc.state_dict(), back.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    feats = scene_features(_obs(np.random.default_rng(2)), _state())
+    with torch.no_grad():
+        x, y = enc.encode(feats), back.encode(feats)
+    assert all(torch.equal(x[k], y[k]) for k in x)
+    assert (tmp_path / "loss.json").exists()
+
+
+def test_missing_and_corrupt_checkpoints_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="no PaLM-E encoders"):
+        PalmEEncoders.load(tmp_path / "nowhere")
+    _encoders().save(tmp_path)
+    (tmp_path / "encoders.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt encoder weights"):
+        PalmEEncoders.load(tmp_path)
+    _encoders().save(tmp_path)
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(CheckpointError, match="not a valid PaLM-E config"):
+        PalmEEncoders.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden_size": 32}')
+    with pytest.raises(CheckpointError, match="does not fit"):
+        PalmEEncoders.load(tmp_path)
+
+
+def test_questions_follow_the_support_relation():
+    names = ["red block", "blue block", "green bowl", "yellow bowl"]
+    support = {"red block": "green bowl", "blue block": "red block"}
+    qs = {(t, q): (o, a) for t, q, o, a in scene_questions(names, support)}
+    opts, a = qs[("on", "what is on the red block?")]
+    assert opts[a] == " the blue block."
+    opts, a = qs[("empty", "is the green bowl empty?")]
+    assert opts[a] == " no."
+    opts, a = qs[("empty", "is the yellow bowl empty?")]
+    assert opts[a] == " yes."
+    opts, a = qs[("clear", "which blocks can be picked?")]
+    assert opts[a] == " the blue block." and len(opts) == len(set(opts)) > 1
+    aux = aux_targets(names, support)
+    assert aux[0].tolist() == [0, 2] and aux[1].tolist() == [10, 1]  # red: blue on it, in green; blue: on red
+
+
+@pytest.mark.slow
+def test_planner_returns_a_decision_on_a_real_scene(tmp_path):
+    from embodied.llm.base import load_language_model
+    from embodied.planners.base import Decision
+    from embodied.planners.palme import PalmEPlanner
+    from envs.generator import generate
+    from envs.tabletop import TabletopEnv
+
+    lm = load_language_model("smollm2")
+    enc = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, adapter="none"))
+    enc.init_anchors(MultimodalPrefix(lm).word)
+    enc.save(tmp_path)
+    planner = PalmEPlanner(lm=lm, checkpoint=str(tmp_path))
+    env = TabletopEnv(image_size=(64, 64))
+    try:
+        task = generate("block_in_bowl", 123)
+        obs, _ = env.reset(seed=task.seed, options={"task": task})
+        planner.reset(task)
+        decision = planner.step(env.scene_state(), obs=obs)
+        assert isinstance(decision, Decision) and decision.call is not None and decision.options
+        with pytest.raises(EmbodiedError, match="needs obs"):
+            planner.step(env.scene_state(), obs=None)
+    finally:
+        env.close()
