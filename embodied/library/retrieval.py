@@ -113,7 +113,7 @@ def bindings(record: SkillRecord, instruction: str, state: SceneState) -> list[d
         else:
             return []
         orders = list(itertools.permutations(first)) if len(first) <= 3 else [tuple(first), tuple(first[::-1])]
-        per_kind[kind] = [list(o) + fill for o in orders][:MAX_BINDINGS]
+        per_kind[kind] = [list(o) + f for o in orders for f in _fill_orders(fill)][:MAX_BINDINGS]
     out: list[dict[str, str]] = []
     for blocks, bowls, locs in itertools.product(per_kind["block"], per_kind["bowl"], per_kind["location"]):
         chosen = {"block": iter(blocks), "bowl": iter(bowls), "location": iter(locs)}
@@ -122,6 +122,17 @@ def bindings(record: SkillRecord, instruction: str, state: SceneState) -> list[d
     if matched is not None and matched not in out:
         out.insert(0, matched)
     return out[:MAX_BINDINGS]
+
+
+def _fill_orders(fill: list[str]) -> list[list[str]]:
+    """A few orders for objects the request does not name (their order is the model's to choose): table
+    order, reversed, and each with its first two swapped (which one goes first matters most)."""
+    out: list[list[str]] = []
+    for f in (fill, fill[::-1]):
+        for g in (f, f[1::-1] + f[2:]):
+            if g not in out:
+                out.append(list(g))
+    return out or [[]]
 
 
 def _named(instruction: str, state: SceneState) -> list[str]:
