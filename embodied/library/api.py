@@ -30,7 +30,8 @@ class SubStep:
 
 
 class _Queries:
-    """Read-only questions about the scene, answered from the support relation."""
+    """The skill API surface: read-only questions answered from the support relation, and the primitives,
+    which each backend carries out in `_call`."""
 
     def _sym(self) -> SymbolicState:
         raise NotImplementedError
@@ -69,6 +70,22 @@ class _Queries:
         sym = self._sym()
         return [b for b in sym.support if sym.base(b) == bowl]
 
+    # the primitives: each backend carries them out in ``_call``
+    def _call(self, name: str, **args: str) -> None:
+        raise NotImplementedError
+
+    def pick(self, block: str) -> None:
+        """Grasp ``block`` and lift it."""
+        self._call("pick", block=block)
+
+    def place(self, target: str) -> None:
+        """Put the held block on/in/at ``target``."""
+        self._call("place", target=target)
+
+    def pick_and_place(self, block: str, target: str) -> None:
+        """Move ``block`` onto a block, into a bowl or to a named location."""
+        self._call("pick_and_place", block=block, target=target)
+
 
 class LiveAPI(_Queries):
     """Primitives run on the robot; a failed primitive stops the skill (SkillAbort) with its reason."""
@@ -96,19 +113,6 @@ class LiveAPI(_Queries):
         if not result.success:
             raise SkillAbort(f"{name}({', '.join(call.args.values())}) failed: {result.reason}")
 
-    def pick(self, block: str) -> None:
-        """Grasp ``block`` and lift it."""
-        self._call("pick", block=block)
-
-    def place(self, target: str) -> None:
-        """Put the held block on/in/at ``target``."""
-        self._call("place", target=target)
-
-    def pick_and_place(self, block: str, target: str) -> None:
-        """Move ``block`` onto a block, into a bowl or to a named location."""
-        self._call("pick_and_place", block=block, target=target)
-
-
 class DryRunAPI(_Queries):
     """The same calls on the symbolic state with ideal skills: the plan a skill would make from here.
     The first primitive is also checked against the skill's affordance on the physical state."""
@@ -135,18 +139,6 @@ class DryRunAPI(_Queries):
         if why is not None:
             raise SkillAbort(f"{name}({', '.join(call.args.values())}) would fail: {why}")
         self.calls.append(call)
-
-    def pick(self, block: str) -> None:
-        """Grasp ``block`` and lift it."""
-        self._call("pick", block=block)
-
-    def place(self, target: str) -> None:
-        """Put the held block on/in/at ``target``."""
-        self._call("place", target=target)
-
-    def pick_and_place(self, block: str, target: str) -> None:
-        """Move ``block`` onto a block, into a bowl or to a named location."""
-        self._call("pick_and_place", block=block, target=target)
 
     @property
     def final_state(self) -> SymbolicState:
