@@ -86,10 +86,27 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
             llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
             examples=args.examples, library=_library_path(args), top_k=args.top_k,
             affordance_model=getattr(args, "affordance", "analytic")))
+    if name == "palme":
+        from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig
+
+        drop = set(getattr(args, "drop", None) or [])
+        return make_planner(name, config=PalmEPlannerConfig(
+            checkpoint=str(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT),
+            llm="" if args.llm == "smollm2" else args.llm, affordance=not args.no_affordance,
+            affordance_model=getattr(args, "affordance", "analytic"), feedback=not args.no_feedback,
+            camera="camera" not in drop, pointcloud="pointcloud" not in drop, proprio="proprio" not in drop))
     if name == "oracle" and getattr(args, "instruction", None):
         raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
                         "or --planner saycan")
     return make_planner(name)
+
+
+def _planner_config(planner: Any) -> dict[str, Any]:
+    """The planner's config as plain data (flags such as --drop or --no-affordance), for run records."""
+    import dataclasses
+
+    config = getattr(planner, "config", None)
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
 
 
 def _library_path(args: argparse.Namespace) -> str | None:
@@ -106,8 +123,18 @@ def _add_library_flag(p: argparse.ArgumentParser) -> None:
                                                 "~/.local/share/embodied/skills.db)")
 
 
+def _modalities(text: str) -> list[str]:
+    """``--drop camera,proprio`` -> the modality names, each checked."""
+    known = ("camera", "pointcloud", "proprio")
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in known]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown modality {bad[0]!r}; choose from {', '.join(known)}")
+    return names
+
+
 def _add_planner_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--planner", default="saycan", help="saycan (default) or oracle")
+    p.add_argument("--planner", default="saycan", help="saycan (default), palme (sensor tokens) or oracle")
     p.add_argument("--llm", default="smollm2", help="language model: smollm2 (embedded), a folder, a hub id, "
                                                     "or openai:<model>@<url>")
     p.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
@@ -117,6 +144,9 @@ def _add_planner_flags(p: argparse.ArgumentParser) -> None:
     _add_library_flag(p)
     p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
     p.add_argument("--top-k", type=int, default=5, help="library skills retrieved per request")
+    p.add_argument("--checkpoint", type=Path, help="palme: encoder checkpoint folder (default: policies/palme)")
+    p.add_argument("--drop", type=_modalities, default=[], metavar="M[,M]",
+                   help="palme ablation: leave out camera, pointcloud and/or proprio (comma-separated)")
     p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
     p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic checks")
     p.add_argument("--success", default="learned", help="step outcomes from the learned success detector (default) "
@@ -202,7 +232,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sensing = _sensing(args, env)
     (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks),
                                                  "planner": planner.name, "n": len(tasks), **sensing.describe(),
-                                                 "library": _library_path(args)}, indent=2))
+                                                 "library": _library_path(args) if args.planner == "saycan" else None,
+                                                 "planner_config": _planner_config(planner)}, indent=2, default=str))
     wins = [0, 0]
     with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console) as progress:
@@ -239,6 +270,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
+    return 0
+
+
+def cmd_eval_vqa(args: argparse.Namespace) -> int:
+    """Embodied question answering with the PaLM-E encoders, accuracy per question type on held-out scenes."""
+    import torch
+
+    from embodied.planners.palme import DEFAULT_CHECKPOINT
+    from embodied.train_palme import VQA_SEED_BASE, eval_vqa
+
+    if args.seed < VQA_SEED_BASE:
+        raise TaskError(f"--seed {args.seed} is below {VQA_SEED_BASE}: lower seeds overlap evaluation tasks; held-out "
+                        "question scenes start there")
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    drop = set(args.drop)
+    flags = {m: m not in drop for m in ("camera", "pointcloud", "proprio")}
+    with console.status(f"answering questions about {args.scenes} held-out scenes"):
+        report = eval_vqa(args.scenes, args.seed, args.checkpoint or DEFAULT_CHECKPOINT, flags=flags,
+                          max_per_type=args.max_per_type)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out_console.print_json(json.dumps(report))
     return 0
 
 
@@ -450,6 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
     ev.add_argument("--image-size", type=int, default=128, help="camera image side in pixels")
     ev.set_defaults(func=cmd_eval)
+
+    vqa = sub.add_parser("eval-vqa", help="PaLM-E embodied question answering: accuracy per question type")
+    vqa.add_argument("--checkpoint", type=Path, help="encoder checkpoint folder (default: policies/palme)")
+    vqa.add_argument("--scenes", type=int, default=40, help="held-out oracle episodes whose scenes are asked about")
+    vqa.add_argument("--seed", type=int, default=700_000, help="first scene seed (held out from training)")
+    vqa.add_argument("--drop", type=_modalities, default=[], metavar="M[,M]",
+                     help="leave out camera, pointcloud and/or proprio (ablation)")
+    vqa.add_argument("--max-per-type", type=int, default=60, help="questions per type, a fixed sample (0: all)")
+    vqa.add_argument("--out", help="also write the JSON report to this file")
+    vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
     bench.add_argument("what", choices=["sim", "planner", "grounding"])

@@ -247,15 +247,18 @@ class TrainConfig:
     """The encoder fit; defaults made the shipped checkpoint (see the module docstring for the command)."""
 
     steps: int = 400  # optimiser steps
-    batch_size: int = 8  # sequences per step (half planning, half questions); the LM backward dominates
+    batch_size: int = 8  # sequences per step (planning and question sequences, see ``questions``); the LM backward dominates
     lr: float = 2e-3
     warmup: int = 20
     aux_weight: float = 0.3  # weight of the auxiliary relation loss on the point trunk
     modality_dropout: float = 0.1  # chance to drop the camera / proprio tokens from a prompt (robust ablations)
     reword_p: float = 0.4  # chance to reword a planning instruction (embodied.train_planner.reword)
     pack: int = 3  # questions per question sequence (same scene): more targets per LM pass
+    questions: float = 0.5  # share of each batch that are question sequences (the rest: planning targets)
     aux_steps: int = 1500  # point-trunk steps on the relation targets alone before the LM loss (no LM: seconds)
     bf16: bool = True  # run the frozen LM under bfloat16 autocast (CPU): ~3x faster here, encoders stay fp32
+    lora: bool = False  # also tune the LM's LoRA adapter (PaLM-E's "fine-tuned" variant); saved with the encoders
+    lora_lr: float = 5e-4  # learning rate of the adapter (the encoders use ``lr``)
     minutes: float = 0.0  # wall-clock budget (0: none): the schedule follows whichever of steps/time runs out first
     seed: int = 0
     threads: int = 2
@@ -266,6 +269,8 @@ class TrainConfig:
                 raise EmbodiedError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.lr < 1:
             raise EmbodiedError(f"TrainConfig.lr must be in (0, 1), got {self.lr}")
+        if not 0.0 <= self.questions <= 1.0:
+            raise EmbodiedError(f"TrainConfig.questions must be in [0, 1], got {self.questions}")
 
 
 def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
@@ -285,6 +290,31 @@ def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
     return lm
 
 
+def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "") -> Any:
+    """The LM a PaLM-E checkpoint speaks to: its adapter is the checkpoint's own (``adapter == "checkpoint"``,
+    the fine-tuned variant), a named one, or none; frozen either way. ``llm`` overrides the model spec."""
+    from policies.lora import load_adapter
+
+    if config.adapter != "checkpoint":
+        return load_frozen_lm(llm or config.llm, config.adapter)
+    lm = load_frozen_lm(llm or config.llm, "none")
+    load_adapter(lm.model, Path(checkpoint))
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    if hasattr(lm, "reset_cache"):
+        lm.reset_cache()
+    return lm
+
+
+def _adapter_config(model: Any) -> Any:
+    """The LoRAConfig that describes the adapters wrapped into ``model`` (rank and targets read off the layers)."""
+    from policies.lora import LoRAConfig, LoRALinear
+
+    layers = [(n.rsplit(".", 1)[-1], m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    r = layers[0][1].lora_a.shape[0]
+    return LoRAConfig(r=r, alpha=layers[0][1].scale * r, targets=sorted({n for n, _ in layers}))
+
+
 def obs_features(arrays: dict[str, np.ndarray], k: int, n: int, order: np.ndarray | None = None
                  ) -> dict[str, np.ndarray]:
     """Cached features of observation ``k`` with its ``n`` objects (optionally re-ordered)."""
@@ -298,8 +328,10 @@ def obs_features(arrays: dict[str, np.ndarray], k: int, n: int, order: np.ndarra
 class _Sampler:
     """Draws training sequences (prompt text, target text, observation, object order)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], config: TrainConfig) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], config: TrainConfig,
+                 obj_tokens: int = 2) -> None:
         self.arrays, self.scenes, self.config = arrays, meta["scenes"], config
+        self.obj_tokens = obj_tokens
         self.plans = [e for e in meta["examples"] if e["kind"] == "plan"]
         self.success = [e for e in meta["examples"] if e["kind"] == "success"]
         self.rng = random.Random(config.seed)
@@ -318,7 +350,8 @@ class _Sampler:
             if rng.random() < self.config.reword_p:
                 instruction = reword(instruction, rng)
             n = len(self.scenes[e["obs"]]["names"])
-            prompt = planning_prompt(instruction, [_step(s) for s in e["history"]], n, flags=flags)
+            prompt = planning_prompt(instruction, [_step(s) for s in e["history"]], n, flags=flags,
+                                     obj_tokens=self.obj_tokens)
             return prompt, [(e["target"], True)], e["obs"], flags, "plan"
         qtype = rng.choice(QUESTION_TYPES)
         history: list[Step] = []
@@ -336,7 +369,8 @@ class _Sampler:
         # more questions about the same scene after the first: answers are cheap targets once the scene is read
         more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
         chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
-        prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags)
+        prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags,
+                                 obj_tokens=self.obj_tokens)
         segments: list[tuple[str, bool]] = []
         for i, (_, q, opts, a) in enumerate(chosen):
             if i:
@@ -424,28 +458,43 @@ def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     arrays, meta = load_data(data)
-    lm = load_frozen_lm(llm, adapter)
     from policies.palme import MultimodalPrefix
 
-    prefix = MultimodalPrefix(lm)
     if init is not None:  # continue from a checkpoint (its relation trunk is trained already)
         encoders = PalmEEncoders.load(init)
+        lm = load_lm_for(init, encoders.config)
+        prefix = MultimodalPrefix(lm)
         earlier = encoders.config.meta
         relation_accuracy = float(earlier.get("relation_accuracy", 0.0))
     else:
+        lm = load_frozen_lm(llm, adapter)
+        prefix = MultimodalPrefix(lm)
         encoders = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, llm=llm, adapter=adapter))
         encoders.init_anchors(prefix.word)
         earlier = {}
     encoders.train()
     if init is None:
         relation_accuracy = pretrain_relations(encoders, arrays, config.aux_steps, config.seed)
-    sampler = _Sampler(arrays, meta, config)
+    sampler = _Sampler(arrays, meta, config, encoders.config.pointcloud.n_tokens)
     params = [p for p in encoders.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
+    groups = [{"params": params, "lr": config.lr, "base_lr": config.lr}]
+    lora_config = None
+    if config.lora:  # fine-tune the LM's adapter too (a fresh one where the LM had none)
+        from policies.lora import LoRAConfig, apply_lora
+
+        if not any("lora_" in n for n, _ in lm.model.named_parameters()):
+            apply_lora(lm.model, LoRAConfig())
+        lora_config = _adapter_config(lm.model)
+        tuned = [p for n, p in lm.model.named_parameters() if "lora_" in n]
+        for p in tuned:
+            p.requires_grad_(True)
+        groups.append({"params": tuned, "lr": config.lora_lr, "base_lr": config.lora_lr, "weight_decay": 0.0})
+        params = params + tuned
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     losses: list[float] = []
     previous = json.loads((Path(init) / "loss.json").read_text()) if init and (Path(init) / "loss.json").exists() else []
     t0 = time.perf_counter()
-    half = config.batch_size // 2
+    n_plan = config.batch_size - round(config.questions * config.batch_size)
     for step in range(config.steps):
         elapsed = time.perf_counter() - t0
         progress = max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0)
@@ -454,9 +503,9 @@ def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None
             break
         scale = min(1.0, (step + 1) / config.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
-            g["lr"] = config.lr * scale
-        batch = [sampler.draw("plan") for _ in range(half)] + \
-                [sampler.draw("question") for _ in range(config.batch_size - half)]
+            g["lr"] = g["base_lr"] * scale
+        batch = [sampler.draw("plan") for _ in range(n_plan)] + \
+                [sampler.draw("question") for _ in range(config.batch_size - n_plan)]
         loss, lm_loss = sequence_loss(lm, prefix, encoders, batch, arrays, meta["scenes"], sampler.rng,
                                       config.aux_weight, config.bf16)
         opt.zero_grad(set_to_none=True)
@@ -468,6 +517,11 @@ def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None
             log.info("step %d/%d loss %.4f (lm %.4f) %.1f s", step + 1, config.steps, float(loss.detach()), lm_loss,
                      time.perf_counter() - t0)
     encoders.eval()
+    if lora_config is not None or encoders.config.adapter == "checkpoint":  # the adapter travels with the encoders
+        from policies.lora import save_adapter
+
+        save_adapter(lm.model, lora_config or _adapter_config(lm.model), Path(out))
+        encoders.config.adapter = "checkpoint"
     encoders.config.meta = {"train": asdict(config), "data": str(data), "observations": len(meta["scenes"]),
                             "examples": len(meta["examples"]), "seconds": round(time.perf_counter() - t0, 1),
                             "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": DATA_SEED_BASE,
@@ -487,7 +541,7 @@ def eval_vqa(n_scenes: int = 40, seed: int = VQA_SEED_BASE, checkpoint: Path | s
     from policies.palme import MultimodalPrefix
 
     encoders = PalmEEncoders.load(checkpoint)
-    lm = lm or load_frozen_lm(encoders.config.llm, encoders.config.adapter)
+    lm = lm or load_lm_for(checkpoint, encoders.config)
     prefix = MultimodalPrefix(lm)
     flags = flags or {"camera": True, "pointcloud": True, "proprio": True}
     path = data or default_cache(f"palme_vqa_{seed}_{n_scenes}.npz")
@@ -508,7 +562,7 @@ def eval_vqa(n_scenes: int = 40, seed: int = VQA_SEED_BASE, checkpoint: Path | s
         for qtype, question, options, answer, k, history in items:
             n = len(meta["scenes"][k]["names"])
             enc = encoders.encode(obs_features(arrays, k, n))
-            prompt = question_prompt(question, history, n, flags=flags)
+            prompt = question_prompt(question, history, n, flags=flags, obj_tokens=encoders.config.pointcloud.n_tokens)
             x = prefix.embed(prompt, {ph: v for ph, v in enc.items() if ph in prompt})
             scores = lm.score_embeds(x, options).logprob_sum
             right[qtype].append(int(np.argmax(scores)) == answer)
@@ -537,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=TrainConfig.seed)
     t.add_argument("--init", type=Path, default=None, help="continue from this checkpoint folder")
     t.add_argument("--fp32", action="store_true", help="no bfloat16 autocast for the frozen LM")
+    t.add_argument("--lora", action="store_true", help="also fine-tune the LM's LoRA adapter (saved alongside)")
+    t.add_argument("--lora-lr", type=float, default=TrainConfig.lora_lr)
+    t.add_argument("--pack", type=int, default=TrainConfig.pack, help="questions per question sequence")
+    t.add_argument("--questions", type=float, default=TrainConfig.questions,
+                   help="share of each batch that are question sequences")
     t.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="wall-clock budget (0: none)")
     v = sub.add_parser("vqa", help="question-answering accuracy on held-out scenes")
     v.add_argument("--scenes", type=int, default=40)
@@ -552,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         info = train(args.data, args.out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                       threads=args.threads, aux_steps=args.aux_steps,
                                                       minutes=args.minutes, bf16=not args.fp32,
+                                                      lora=args.lora, lora_lr=args.lora_lr, pack=args.pack,
+                                                      questions=args.questions,
                                                       seed=args.seed), init=args.init)
     else:
         torch.set_num_threads(2)

@@ -91,9 +91,12 @@ class PointCloudConfig(EncoderConfig):
     n_points: int = 64  # points sampled per segment: 64 covers a block's top and sides at 128 px
     point_widths: list[int] = field(default_factory=lambda: [64, 128])  # shared per-point MLP widths
     labels: bool = True  # add the colour and kind perception named the object with (PaLM-E state vectors)
+    n_tokens: int = 2  # tokens per object: 2 starts them as "<colour> <kind>" words, relations ride on the second
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 1 <= self.n_tokens <= 4:
+            raise PalmEError(f"PointCloudConfig.n_tokens must be in [1, 4], got {self.n_tokens}")
         if self.n_points < 4:
             raise PalmEError(f"PointCloudConfig.n_points must be >= 4, got {self.n_points}")
         if not self.point_widths or any(w < 1 for w in self.point_widths):
@@ -167,14 +170,16 @@ N_RELATION = len(COLOR_NAMES) + 1  # auxiliary targets: colour of the block on /
 
 
 class PointCloudEncoder(Encoder):
-    """Per object: points (N, P, 6) + mask (N, P) + centroid (N, 3) + labels (N, 12) -> (N, hidden_size).
+    """Per object: points (N, P, 6) + mask (N, P) + centroid (N, 3) + labels (N, 12) -> (N * n_tokens, H).
 
-    Also returns auxiliary logits (N, 2, 11): colour of the block resting on/in the object and of what it rests
-    on (last class: none). They train the point trunk cheaply (no LM), and their probabilities enter the token
-    through ``relation_embed`` (started at the colour words), so relations reach the LM from the first step."""
+    With two tokens an object starts as the words "<colour> <kind>" (from the name perception gave it, where
+    ``labels`` is on) plus learned residuals from its points and position. Also returns auxiliary logits
+    (N, 2, 11): colour of the block resting on/in the object and of what it rests on (last class: none). They
+    train the point trunk cheaply (no LM), and their probabilities enter the last token through
+    ``relation_embed`` (started at the colour words), so relations reach the LM from the first step."""
 
     def __init__(self, config: PointCloudConfig, hidden_size: int) -> None:
-        super().__init__(hidden_size, 1)
+        super().__init__(hidden_size, config.n_tokens)
         self.config = config
         widths, layers, c_in = config.point_widths, [], 6
         for w in widths:
@@ -184,22 +189,23 @@ class PointCloudEncoder(Encoder):
         extra = 3 + (N_LABELS if config.labels else 0)
         self.mlp = nn.Sequential(nn.Linear(c_in + extra, config.hidden), nn.GELU(),
                                  nn.Linear(config.hidden, config.hidden), nn.GELU())
-        self.out = nn.Linear(config.hidden, hidden_size)
+        self.out = nn.Linear(config.hidden, config.n_tokens * hidden_size)
         nn.init.normal_(self.out.weight, std=0.02 / math.sqrt(config.hidden))
         nn.init.zeros_(self.out.bias)
         self.aux = nn.Linear(config.hidden, 2 * N_RELATION)
-        self.label_embed = nn.Linear(N_LABELS, hidden_size, bias=False)  # name -> word-embedding sum
+        self.colour_embed = nn.Linear(len(COLOR_NAMES), hidden_size, bias=False)  # colour one-hot -> its word
+        self.kind_embed = nn.Linear(len(KINDS), hidden_size, bias=False)  # kind one-hot -> its word
         self.relation_embed = nn.Linear(2 * N_RELATION, hidden_size, bias=False)  # p(colour on it / under it)
-        nn.init.zeros_(self.label_embed.weight)
-        nn.init.zeros_(self.relation_embed.weight)
+        for lin in (self.colour_embed, self.kind_embed, self.relation_embed):
+            nn.init.zeros_(lin.weight)
 
     def init_anchors(self, embed: Any) -> None:
         """Names and relation colours start as the LM's embeddings of those words (read as words at once)."""
         with torch.no_grad():
             self.anchor.zero_()
-            words = [f" {c}" for c in COLOR_NAMES] + [f" {k}" for k in KINDS]
-            self.label_embed.weight.copy_(torch.stack([embed(w) for w in words], 1))  # (H, 12)
             colours = torch.stack([embed(f" {c}") for c in COLOR_NAMES], 1)  # (H, 10)
+            self.colour_embed.weight.copy_(colours)
+            self.kind_embed.weight.copy_(torch.stack([embed(f" {k}") for k in KINDS], 1))  # (H, 2)
             w = torch.zeros(self.hidden_size, 2 * N_RELATION)
             w[:, : N_RELATION - 1] = 0.5 * colours  # on/in it ("none" adds nothing)
             w[:, N_RELATION : 2 * N_RELATION - 1] = 0.25 * colours  # what it rests on
@@ -213,10 +219,15 @@ class PointCloudEncoder(Encoder):
         parts = [f, centroid.float()] + ([labels.float()] if self.config.labels else [])
         h = self.mlp(torch.cat(parts, -1))  # (N, hidden)
         aux = self.aux(h).view(-1, 2, N_RELATION)  # (N, 2, 11)
-        tok = self.out(h) + self.anchor + self.relation_embed(aux.softmax(-1).flatten(1))  # (N, H)
+        k = self.config.n_tokens
+        tok = self.out(h).view(-1, k, self.hidden_size) + self.anchor  # (N, k, H)
+        extra = torch.zeros_like(tok)
+        extra[:, -1] = self.relation_embed(aux.softmax(-1).flatten(1))
         if self.config.labels:
-            tok = tok + self.label_embed(labels.float())  # (N, H)
-        return tok, aux
+            lab = labels.float()
+            extra[:, 0] = extra[:, 0] + self.colour_embed(lab[:, : len(COLOR_NAMES)])
+            extra[:, min(1, k - 1)] = extra[:, min(1, k - 1)] + self.kind_embed(lab[:, len(COLOR_NAMES):])
+        return (tok + extra).reshape(-1, self.hidden_size), aux  # (N * k, H)
 
 
 _PROPRIO_SCALE = torch.tensor([1.0] * 7 + [2.0] * 7 + [0.3] * 3 + [1.0] * 4 + [0.05])
@@ -306,7 +317,7 @@ class PalmEEncoders(nn.Module):
         t = {k: torch.as_tensor(np.asarray(v)) for k, v in features.items()}
         obj, aux = self.encoders["pointcloud"](t["points"], t["mask"], t["centroid"], t["labels"])
         tokens = {"<img>": self.encoders["camera"](t["rgb"][None])[0],  # (k, H)
-                  "<obj>": obj,  # (n_objects, H)
+                  "<obj>": obj,  # (n_objects * n_tokens, H)
                   "<state>": self.encoders["proprio"](t["proprio"][None])[0]}  # (1, H)
         return (tokens, aux) if with_aux else tokens
 
@@ -320,7 +331,9 @@ class PalmEEncoders(nn.Module):
         save_file(state, str(folder / WEIGHTS))
         (folder / CONFIG).write_text(json.dumps(self.config.to_dict(), indent=2))
         if losses is not None:
-            write_curve(folder, list(losses))
+            tuned = self.config.adapter == "checkpoint"
+            write_curve(folder, list(losses), "PaLM-E encoders + LM adapter (fine-tuned)" if tuned
+                        else "PaLM-E encoders (frozen LM)")
         return folder
 
     @classmethod
@@ -429,13 +442,14 @@ def scene_features(obs: dict[str, np.ndarray], state: SceneState, n_points: int 
 
 # --------------------------------------------------------------------------- the prefix
 def scene_text(n_image: int, n_objects: int, camera: bool = True, pointcloud: bool = True,
-               proprio: bool = True) -> str:
-    """The scene line with placeholders; a dropped modality leaves no placeholder (nor its word)."""
+               proprio: bool = True, obj_tokens: int = 1) -> str:
+    """The scene line with placeholders (``obj_tokens`` per object, objects comma-separated); a dropped modality
+    leaves no placeholder (nor its word)."""
     parts = []
     if camera:
         parts.append("Scene:" + PLACEHOLDERS["camera"] * n_image)
     if pointcloud:
-        parts.append("Objects:" + PLACEHOLDERS["pointcloud"] * n_objects + ".")
+        parts.append("Objects:" + ",".join([PLACEHOLDERS["pointcloud"] * obj_tokens] * n_objects) + ".")
     if proprio:
         parts.append("Robot:" + PLACEHOLDERS["proprio"] + ".")
     return " ".join(parts)

@@ -58,10 +58,10 @@ def _obs(rng: np.random.Generator, n: int = 4096) -> dict[str, np.ndarray]:
             "points": np.c_[xyz, rng.uniform(0, 1, (n, 3))].astype(np.float32)}
 
 
-def _encoders() -> PalmEEncoders:
+def _encoders(lm: FakeLM | None = None) -> PalmEEncoders:
     torch.manual_seed(0)
     enc = PalmEEncoders(PalmEConfig(hidden_size=WIDTH))
-    enc.init_anchors(MultimodalPrefix(FakeLM()).word)
+    enc.init_anchors(MultimodalPrefix(lm or FakeLM()).word)
     return enc.eval()
 
 
@@ -75,7 +75,7 @@ def test_every_encoder_builds_and_outputs_lm_width(type_):
         assert enc(torch.zeros(3, 22)).shape == (3, 1, WIDTH)
     else:
         tok, aux = enc(torch.zeros(5, 64, 6), torch.ones(5, 64, dtype=torch.bool), torch.zeros(5, 3), torch.zeros(5, 12))
-        assert tok.shape == (5, WIDTH) and aux.shape == (5, 2, 11)
+        assert tok.shape == (5 * enc.config.n_tokens, WIDTH) and aux.shape == (5, 2, 11)
 
 
 def test_unknown_encoder_and_bad_config_are_clear():
@@ -87,12 +87,21 @@ def test_unknown_encoder_and_bad_config_are_clear():
         PalmEConfig(hidden_size=0)
 
 
-def test_encode_scene_gives_one_token_per_object():
-    enc = _encoders()
-    tokens = enc.encode(scene_features(_obs(np.random.default_rng(0)), _state()))
+def test_encode_scene_gives_two_tokens_per_object_that_start_as_its_name():
+    lm = FakeLM()
+    enc = _encoders(lm)
+    word = MultimodalPrefix(lm).word
+    feats = scene_features(_obs(np.random.default_rng(0)), _state())
+    with torch.no_grad():
+        tokens = enc.encode(feats)
     assert tokens["<img>"].shape == (4, WIDTH)
-    assert tokens["<obj>"].shape == (3, WIDTH)
+    assert tokens["<obj>"].shape == (6, WIDTH)  # "<colour> <kind>" per object
     assert tokens["<state>"].shape == (1, WIDTH)
+    # untrained: the green bowl's tokens are (nearly) the words " green" and " bowl"
+    with torch.no_grad():
+        assert torch.allclose(tokens["<obj>"][4], word(" green"), atol=0.05)
+        cos = torch.nn.functional.cosine_similarity(tokens["<obj>"][5], word(" bowl"), dim=0)
+    assert cos > 0.8
 
 
 def test_segments_are_columns_around_objects():
@@ -108,7 +117,7 @@ def test_prefix_replaces_placeholders_in_order():
     lm = FakeLM()
     prefix = MultimodalPrefix(lm)
     enc = {"<img>": torch.randn(4, WIDTH), "<obj>": torch.randn(2, WIDTH), "<state>": torch.randn(1, WIDTH)}
-    text = planning_prompt("put the red block in the green bowl", [], 2)
+    text = planning_prompt("put the red block in the green bowl", [], 2, obj_tokens=1)
     x = prefix.embed(text, enc)
     n_text = len(lm.tokenize(text.replace("<img>", "").replace("<obj>", "").replace("<state>", "")))
     assert x.shape == (n_text + 7, WIDTH)
@@ -119,16 +128,17 @@ def test_prefix_replaces_placeholders_in_order():
 def test_placeholder_encoding_mismatch_raises_with_both_counts():
     prefix = MultimodalPrefix(FakeLM())
     text = planning_prompt("stack the blocks", [], 3)
-    enc = {"<img>": torch.randn(4, WIDTH), "<obj>": torch.randn(2, WIDTH), "<state>": torch.randn(1, WIDTH)}
-    with pytest.raises(EmbodiedError, match=r"3 <obj> placeholders but 2 <obj> encodings"):
+    enc = {"<img>": torch.randn(4, WIDTH), "<obj>": torch.randn(5, WIDTH), "<state>": torch.randn(1, WIDTH)}
+    with pytest.raises(EmbodiedError, match=r"6 <obj> placeholders but 5 <obj> encodings"):
         prefix.embed(text, enc)
     with pytest.raises(EmbodiedError, match=r"0 <img> placeholders but 4"):
-        prefix.embed(planning_prompt("x", [], 3, flags={"camera": False}), {**enc, "<obj>": torch.randn(3, WIDTH)})
+        prefix.embed(planning_prompt("x", [], 3, flags={"camera": False}), {**enc, "<obj>": torch.randn(6, WIDTH)})
 
 
 def test_dropped_modalities_leave_no_placeholder():
     text = planning_prompt("x", [Step(SkillCall("done"), True)], 3, flags={"camera": False, "proprio": False})
-    assert "<img>" not in text and "<state>" not in text and text.count("<obj>") == 3
+    assert "<img>" not in text and "<state>" not in text and text.count("<obj>") == 6
+    assert "Objects:<obj><obj>,<obj><obj>,<obj><obj>." in text
     assert planning_prompt("x", [], 3, flags={"camera": False, "pointcloud": False, "proprio": False}).startswith("Request")
     assert question_prompt("is the red bowl empty?", [], 1).endswith("Question: is the red bowl empty?\nAnswer:")
 
@@ -203,3 +213,79 @@ def test_planner_returns_a_decision_on_a_real_scene(tmp_path):
             planner.step(env.scene_state(), obs=None)
     finally:
         env.close()
+
+
+def test_drop_flag_parses_modalities_and_rejects_unknown_ones():
+    from embodied.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--tasks", "x.jsonl", "--planner", "palme", "--drop", "camera,lidar"])
+    assert e.value.code == 2
+    from embodied.cli import _modalities
+
+    assert _modalities("camera, proprio") == ["camera", "proprio"]
+
+
+def test_finetuned_checkpoint_carries_its_adapter(tmp_path):
+    """The fine-tuned variant saves the LM adapter beside the encoders and loads it back exactly."""
+    from embodied.train_palme import _adapter_config
+    from policies.lora import LoRAConfig, adapter_state, apply_lora, load_adapter, save_adapter
+
+    model = torch.nn.Sequential()
+    model.add_module("q_proj", torch.nn.Linear(8, 8))
+    apply_lora(model, LoRAConfig(r=2, targets=["q_proj"]))
+    torch.nn.init.normal_(model.q_proj.lora_b)
+    cfg = _adapter_config(model)
+    assert cfg.r == 2 and cfg.targets == ["q_proj"] and cfg.alpha == pytest.approx(16.0)
+    save_adapter(model, cfg, tmp_path)
+    back = torch.nn.Sequential()
+    back.add_module("q_proj", torch.nn.Linear(8, 8))
+    load_adapter(back, tmp_path)
+    a, b = adapter_state(model), adapter_state(back)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_vqa_rejects_seeds_that_overlap_evaluation_and_missing_checkpoints(tmp_path, capsys):
+    from embodied.cli import main
+
+    assert main(["eval-vqa", "--seed", "9000"]) == 2
+    assert "below 700000" in capsys.readouterr().err
+    assert main(["eval-vqa", "--checkpoint", str(tmp_path / "none"), "--scenes", "1"]) == 2
+    assert "no PaLM-E encoders" in capsys.readouterr().err
+
+
+def test_shipped_checkpoint_fits_its_config_and_the_size_limit():
+    from embodied.planners.palme import DEFAULT_CHECKPOINT
+
+    enc = PalmEEncoders.load(DEFAULT_CHECKPOINT)
+    assert enc.config.pointcloud.n_tokens == 2 and enc.config.hidden_size == 576
+    files = [DEFAULT_CHECKPOINT / f for f in ("encoders.safetensors", "config.json", "loss.png", "loss.json")]
+    if enc.config.adapter == "checkpoint":
+        files += [DEFAULT_CHECKPOINT / "adapter.safetensors", DEFAULT_CHECKPOINT / "adapter_config.json"]
+    assert all(f.exists() for f in files)
+    assert sum(f.stat().st_size for f in DEFAULT_CHECKPOINT.iterdir()) < 20e6
+    assert enc.config.meta["steps_run"] > 0 and enc.config.meta["seed_base"] >= 6_000_000
+
+
+@pytest.mark.slow
+def test_data_train_and_vqa_round_trip_with_the_adapter(tmp_path):
+    """Two oracle episodes -> two fine-tuning steps (encoders and LoRA both move) -> a checkpoint the planner
+    and eval-vqa load with its own adapter."""
+    from embodied.train_palme import DataConfig, TrainConfig, collect, eval_vqa, load_lm_for, train
+    from policies.lora import adapter_state
+
+    data = tmp_path / "d.npz"
+    info = collect(DataConfig(episodes=2, seed=6_900_000, image_size=64), data)
+    assert info["observations"] >= 2 and info["examples"] >= 2
+    out = tmp_path / "ck"
+    meta = train(data, out, TrainConfig(steps=2, batch_size=2, aux_steps=3, lora=True, lr=1e-2, lora_lr=1e-2,
+                                        bf16=False, threads=1), adapter="none")  # a fresh adapter: lora_b = 0
+    assert meta["steps_run"] == 2
+    enc = PalmEEncoders.load(out)
+    assert enc.config.adapter == "checkpoint" and (out / "adapter.safetensors").exists()
+    lm = load_lm_for(out, enc.config)
+    moved = [v for k, v in adapter_state(lm.model).items() if "lora_b" in k]
+    assert moved and all(float(v.float().abs().sum()) > 0 for v in moved)  # they left their zero start
+    assert float(enc.state_dict()["encoders.pointcloud.out.bias"].abs().sum()) > 0  # so did the object tokens
+    report = eval_vqa(1, 700_000, out, lm=lm, data=data, max_per_type=2)
+    assert set(report["per_type"]) == {"on", "empty", "clear", "success"} and 0 <= report["accuracy"] <= 1

@@ -42,26 +42,26 @@ def _history_lines(history: Sequence[Step], feedback: bool, last_feedback: bool 
     return lines
 
 
-def _scene_line(n_objects: int, flags: dict[str, bool] | None, n_image: int) -> list[str]:
+def _scene_line(n_objects: int, flags: dict[str, bool] | None, n_image: int, obj_tokens: int) -> list[str]:
     from policies.palme import scene_text
 
     flags = {**ALL_MODALITIES, **(flags or {})}
-    line = scene_text(n_image, n_objects, flags["camera"], flags["pointcloud"], flags["proprio"])
+    line = scene_text(n_image, n_objects, flags["camera"], flags["pointcloud"], flags["proprio"], obj_tokens)
     return [line] if line else []
 
 
 def planning_prompt(instruction: str, history: Sequence[Step], n_objects: int, feedback: bool = True,
-                    flags: dict[str, bool] | None = None, n_image: int = 4) -> str:
-    """``Scene:<img>.. Objects:<obj>... Robot:<state>.`` then the request, the steps so far, and ``"N."``."""
-    lines = _scene_line(n_objects, flags, n_image) + [f"Request: {instruction.strip().rstrip('.')}."]
+                    flags: dict[str, bool] | None = None, n_image: int = 4, obj_tokens: int = 2) -> str:
+    """``Scene:<img>.. Objects:<obj><obj>,... Robot:<state>.`` then the request, the steps so far, and ``"N."``."""
+    lines = _scene_line(n_objects, flags, n_image, obj_tokens) + [f"Request: {instruction.strip().rstrip('.')}."]
     lines += _history_lines(history, feedback) + [f"{len(history) + 1}."]
     return "\n".join(lines)
 
 
 def question_prompt(question: str, history: Sequence[Step], n_objects: int, flags: dict[str, bool] | None = None,
-                    n_image: int = 4) -> str:
+                    n_image: int = 4, obj_tokens: int = 2) -> str:
     """The scene, the steps so far (the last one without its outcome), then ``Question: ...\\nAnswer:``."""
-    lines = _scene_line(n_objects, flags, n_image) + _history_lines(history, True, last_feedback=False)
+    lines = _scene_line(n_objects, flags, n_image, obj_tokens) + _history_lines(history, True, last_feedback=False)
     return "\n".join(lines + [f"Question: {question}", "Answer:"])
 
 
@@ -97,14 +97,14 @@ class PalmEPlanner:
     def __init__(self, config: PalmEPlannerConfig | None = None, lm: LanguageModel | None = None,
                  **overrides: Any) -> None:
         from embodied.grounding import make_affordance
-        from embodied.train_palme import load_frozen_lm
+        from embodied.train_palme import load_lm_for
         from policies.palme import MultimodalPrefix, PalmEEncoders
 
         self.config = config or PalmEPlannerConfig(**overrides)
         self.encoders = PalmEEncoders.load(self.config.checkpoint)
         cfg = self.encoders.config
         if lm is None:
-            lm = load_frozen_lm(self.config.llm or cfg.llm, cfg.adapter)
+            lm = load_lm_for(self.config.checkpoint, cfg, self.config.llm)
         if lm.hidden_size != cfg.hidden_size:
             raise EmbodiedError(f"encoders in {self.config.checkpoint} emit {cfg.hidden_size}-wide tokens but "
                                 f"{lm.name!r} embeds {lm.hidden_size}-wide: train encoders for this model")
@@ -112,6 +112,7 @@ class PalmEPlanner:
         self.prefix = MultimodalPrefix(lm)
         self.n_points = cfg.pointcloud.n_points
         self.n_image = cfg.camera.n_tokens
+        self.obj_tokens = cfg.pointcloud.n_tokens
         self.affordances = make_affordance(self.config.affordance_model)
         self.task: Task | None = None
         self.history: list[Step] = []
@@ -145,7 +146,7 @@ class PalmEPlanner:
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
         affordances = np.append(affordances[keep], 1.0)
         prompt = planning_prompt(self.task.instruction, self.history, len(state.objects), self.config.feedback,
-                                 self.config.flags, self.n_image)
+                                 self.config.flags, self.n_image, self.obj_tokens)
         scores = self.lm.score_embeds(self.prefix_embeds(state, obs, prompt), [option_text(c) for c in calls])
         raw = scores.mean if self.config.length_norm else scores.logprob_sum
         p_llm = np.exp(raw - raw.max())
