@@ -1,4 +1,4 @@
-"""`python -m embodied.train_palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a frozen LM.
+"""`python -m embodied.train_palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
 
 **data** runs generated tasks (seeds from ``DATA_SEED_BASE``, disjoint from evaluation seeds < 1e6 and the
 other training ranges 1e6-5e6) with the oracle and real physics: after every reset and executed step the hand
@@ -6,10 +6,12 @@ retreats (as `Sensing.settle` does), the top camera's observation is encoded int
 per-object point columns, proprio) with the ground-truth support relation; some steps "fail" on purpose (not
 executed, reported as failed) so the model learns to retry. Everything goes into one ``.npz`` cache (never git).
 
-**train** keeps the LM (with the shipped planner LoRA, frozen) fixed and fits only the encoders on two kinds
-of next-token targets, in equal parts: the oracle's next step given the multimodal scene and the history, and
-embodied questions about the scene ("what is on the red block?", "is the green bowl empty?", "which blocks can
-be picked?", "did the last step succeed?"), plus a small auxiliary loss on the point trunk.
+**train** keeps the LM (with the shipped planner LoRA) frozen and fits the encoders (soft prompting) or, with
+``--lora``, the encoders and the LM's adapter together (PaLM-E's fine-tuned variant; the adapter is saved in
+the checkpoint) on two kinds of next-token targets (shares set by ``--questions``): the oracle's next step
+given the multimodal scene and the history, and embodied questions about the scene ("what is on the red
+block?", "is the green bowl empty?", "which blocks can be picked?", "did the last step succeed?"), plus a
+small auxiliary loss on the point trunk.
 
 **vqa** scores every question's answers as options on held-out scenes (seeds from 700,000) per question type.
 """

@@ -1,7 +1,7 @@
-"""PaLM-E-style multimodal encoders: camera, per-object point clouds and proprioception mapped into a frozen
+"""PaLM-E-style multimodal encoders: camera, per-object point clouds and proprioception mapped into a
 language model's token-embedding width, and the prefix that splices them into a prompt as soft tokens.
 
-The prompt is text with placeholders, e.g. ``"Scene:<img><img><img><img> Objects:<obj><obj>. Robot:<state>.\\n
+The prompt is text with placeholders, e.g. ``"Scene:<img><img><img><img> Objects:<obj><obj>,<obj><obj>. Robot:<state>.\\n
 Request: ...\\n1."``; ``MultimodalPrefix.embed`` tokenizes the text between placeholders, embeds it with the LM's
 own input embeddings, and puts the encoder outputs where the placeholders were (any transformers causal LM:
 the width is read from the model, never assumed).
@@ -9,7 +9,7 @@ the width is read from the model, never assumed).
 - camera: a small CNN over the top-down rgb (resized to ``image_size``) -> ``n_tokens`` tokens;
 - pointcloud: PointNet (shared MLP + max-pool) over one object's point segment (xyz relative to its centroid,
   rgb), joined with its absolute centroid and, where ``labels`` is on, the name perception gave it (colour,
-  kind) -> one token per object; the segment is a column around the object, so blocks resting on it and bowl
+  kind) -> ``n_tokens`` per object (2: they start as the words "<colour> <kind>"); the segment is a column around the object, so blocks resting on it and bowl
   contents fall into it (what the relations are read from);
 - proprio: an MLP over the 22 joint/hand readings -> one token.
 
