@@ -86,6 +86,8 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
             llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
             examples=args.examples, library=_library_path(args), top_k=args.top_k,
             affordance_model=getattr(args, "affordance", "analytic")))
+    if name != "palme" and (getattr(args, "checkpoint", None) or getattr(args, "drop", None)):
+        raise TaskError("--checkpoint and --drop belong to --planner palme")
     if name == "palme":
         from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig
 
@@ -278,11 +280,12 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     import torch
 
     from embodied.planners.palme import DEFAULT_CHECKPOINT
-    from embodied.train_palme import VQA_SEED_BASE, eval_vqa
+    from embodied.train_palme import DATA_SEED_BASE, VQA_SEED_BASE, eval_vqa
 
-    if args.seed < VQA_SEED_BASE:
-        raise TaskError(f"--seed {args.seed} is below {VQA_SEED_BASE}: lower seeds overlap evaluation tasks; held-out "
-                        "question scenes start there")
+    if args.seed < VQA_SEED_BASE or args.seed + args.scenes > DATA_SEED_BASE:
+        raise TaskError(f"--seed {args.seed} with --scenes {args.scenes} leaves the held-out range "
+                        f"[{VQA_SEED_BASE}, {DATA_SEED_BASE}): lower seeds overlap evaluation tasks, higher ones "
+                        "the training scenes")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     drop = set(args.drop)
     flags = {m: m not in drop for m in ("camera", "pointcloud", "proprio")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -215,7 +217,7 @@ def test_planner_returns_a_decision_on_a_real_scene(tmp_path):
         env.close()
 
 
-def test_drop_flag_parses_modalities_and_rejects_unknown_ones():
+def test_drop_flag_parses_modalities_and_rejects_unknown_ones(capsys):
     from embodied.cli import main
 
     with pytest.raises(SystemExit) as e:
@@ -224,6 +226,10 @@ def test_drop_flag_parses_modalities_and_rejects_unknown_ones():
     from embodied.cli import _modalities
 
     assert _modalities("camera, proprio") == ["camera", "proprio"]
+    tasks = Path(__file__).resolve().parent.parent / "benchmarks" / "generated_100.jsonl"
+    capsys.readouterr()
+    assert main(["eval", "--tasks", str(tasks), "--drop", "camera"]) == 2  # saycan has no sensor tokens to drop
+    assert "belong to --planner palme" in capsys.readouterr().err
 
 
 def test_finetuned_checkpoint_carries_its_adapter(tmp_path):
@@ -249,7 +255,9 @@ def test_eval_vqa_rejects_seeds_that_overlap_evaluation_and_missing_checkpoints(
     from embodied.cli import main
 
     assert main(["eval-vqa", "--seed", "9000"]) == 2
-    assert "below 700000" in capsys.readouterr().err
+    assert "held-out range" in capsys.readouterr().err
+    assert main(["eval-vqa", "--seed", "6000000"]) == 2
+    assert "training scenes" in " ".join(capsys.readouterr().err.split())
     assert main(["eval-vqa", "--checkpoint", str(tmp_path / "none"), "--scenes", "1"]) == 2
     assert "no PaLM-E encoders" in capsys.readouterr().err
 
