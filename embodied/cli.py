@@ -79,6 +79,9 @@ def _instruction_task(args: argparse.Namespace) -> Any:
 def _make_planner(name: str, args: argparse.Namespace) -> Any:
     from embodied.planners.registry import make_planner
 
+    if name != "palme" and (getattr(args, "checkpoint", None) or getattr(args, "drop", None)):
+        raise TaskError("--checkpoint and --drop belong to --planner palme")
+
     if name == "saycan":
         from embodied.planners.saycan import SayCanConfig
 
@@ -86,8 +89,6 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
             llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
             examples=args.examples, library=_library_path(args), top_k=args.top_k,
             affordance_model=getattr(args, "affordance", "analytic")))
-    if name != "palme" and (getattr(args, "checkpoint", None) or getattr(args, "drop", None)):
-        raise TaskError("--checkpoint and --drop belong to --planner palme")
     if name == "palme":
         from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig
 
