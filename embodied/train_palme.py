@@ -295,17 +295,8 @@ def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
 def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "") -> Any:
     """The LM a PaLM-E checkpoint speaks to: its adapter is the checkpoint's own (``adapter == "checkpoint"``,
     the fine-tuned variant), a named one, or none; frozen either way. ``llm`` overrides the model spec."""
-    from policies.lora import load_adapter
-
-    if config.adapter != "checkpoint":
-        return load_frozen_lm(llm or config.llm, config.adapter)
-    lm = load_frozen_lm(llm or config.llm, "none")
-    load_adapter(lm.model, Path(checkpoint))
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
-    if hasattr(lm, "reset_cache"):
-        lm.reset_cache()
-    return lm
+    adapter = str(checkpoint) if config.adapter == "checkpoint" else config.adapter
+    return load_frozen_lm(llm or config.llm, adapter)
 
 
 def _adapter_config(model: Any) -> Any:

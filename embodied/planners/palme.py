@@ -25,7 +25,7 @@ from embodied.planners.saycan import candidate_calls
 from envs.errors import EmbodiedError
 from envs.scene import SceneState
 from envs.tasks import Task
-from skills import SkillCall, SkillResult, call_text, get_skill
+from skills import SkillCall, SkillResult, call_text
 from skills.registry import skill_names
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,6 @@ class PalmEPlanner:
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
         if call.name in skill_names():
             self.history.append(Step(call, result.success, result.reason))
-
-    def _affordance(self, state: SceneState, call: SkillCall) -> float:
-        skill = get_skill(call.name)
-        return float(skill.affordance(state, skill.params(call.args)))
 
     def episode_stats(self) -> dict[str, Any]:
         s = self.lm.stats
