@@ -10,8 +10,9 @@ executed, reported as failed) so the model learns to retry. Everything goes into
 ``--lora``, the encoders and the LM's adapter together (PaLM-E's fine-tuned variant; the adapter is saved in
 the checkpoint) on two kinds of next-token targets (shares set by ``--questions``): the oracle's next step
 given the multimodal scene and the history, and embodied questions about the scene ("what is on the red
-block?", "is the green bowl empty?", "which blocks can be picked?", "did the last step succeed?"), plus a
-small auxiliary loss on the point trunk.
+block?", "is the green bowl empty?", "which blocks can be picked?", "did the last step succeed?"; the first
+question of a sequence has its answers balanced, since most bowls are empty and most steps succeed), plus a
+small auxiliary loss on the point trunk. ``--data`` takes several caches (e.g. a second seed range) and merges them.
 
 **vqa** scores every question's answers as options on held-out scenes (seeds from 700,000) per question type.
 """
@@ -327,6 +328,7 @@ class _Sampler:
         self.obj_tokens = obj_tokens
         self.plans = [e for e in meta["examples"] if e["kind"] == "plan"]
         self.success = [e for e in meta["examples"] if e["kind"] == "success"]
+        self.success_by_answer = {w: [e for e in self.success if (e["answer"] == 0) == w] for w in (True, False)}
         self.rng = random.Random(config.seed)
 
     def flags(self) -> dict[str, bool]:
@@ -348,17 +350,24 @@ class _Sampler:
             return prompt, [(e["target"], True)], e["obs"], flags, "plan"
         qtype = rng.choice(QUESTION_TYPES)
         history: list[Step] = []
+        # the first question's answer is balanced (first option or not: "yes"/"no", "nothing"/a block) where the
+        # scenes allow: most bowls are empty and most steps succeed, and a prior is not an answer
+        want = rng.random() < 0.5
         if qtype == "success":
-            e = rng.choice(self.success)
+            pool = self.success_by_answer[want] or self.success
+            e = rng.choice(pool)
             k, history = e["obs"], [_step(s) for s in e["history"]]
             first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
         else:
-            while True:
+            for attempt in range(1000):
                 k = rng.randrange(len(self.scenes))
                 qs = [q for q in scene_questions(self.scenes[k]["names"], self.scenes[k]["support"]) if q[0] == qtype]
-                if qs:
+                balanced = [q for q in qs if (q[3] == 0) == want]
+                if balanced or (qs and (qtype == "clear" or attempt >= 100)):
                     break
-            first = rng.choice(qs)
+            if not qs:
+                raise EmbodiedError(f"no scene in the data has a {qtype!r} question")
+            first = rng.choice(balanced or qs)
         # more questions about the same scene after the first: answers are cheap targets once the scene is read
         more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
         chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
@@ -443,14 +452,32 @@ def pretrain_relations(encoders: PalmEEncoders, arrays: dict[str, np.ndarray], s
     return acc
 
 
-def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None = None,
+def merge_data(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Several data caches as one (e.g. more episodes collected later from another seed range): arrays are
+    concatenated and each example's observation index is shifted by the observations before it."""
+    if not paths:
+        raise EmbodiedError("no PaLM-E data cache given")
+    arrays, meta = load_data(paths[0])
+    for path in paths[1:]:
+        more, more_meta = load_data(path)
+        if set(more) != set(arrays):
+            raise EmbodiedError(f"{path}: its arrays {sorted(more)} differ from {paths[0]}'s {sorted(arrays)}")
+        offset = len(meta["scenes"])
+        arrays = {k: np.concatenate([arrays[k], more[k]]) for k in arrays}
+        meta = {"scenes": meta["scenes"] + more_meta["scenes"],
+                "examples": meta["examples"] + [{**e, "obs": e["obs"] + offset} for e in more_meta["examples"]]}
+    return arrays, meta
+
+
+def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None = None,
           llm: str = "smollm2", adapter: str = "default", init: Path | None = None) -> dict[str, Any]:
-    """Fit the encoders as soft prompts of the frozen LM and save them (with loss.png) in ``out``; ``init``
-    continues from a saved checkpoint (its loss curve is extended)."""
+    """Fit the encoders as soft prompts of the frozen LM and save them (with loss.png) in ``out``; ``data`` is
+    one cache or several (merged); ``init`` continues from a saved checkpoint (its loss curve is extended)."""
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    arrays, meta = load_data(data)
+    paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    arrays, meta = merge_data(paths)
     from policies.palme import MultimodalPrefix
 
     if init is not None:  # continue from a checkpoint (its relation trunk is trained already)
@@ -515,7 +542,7 @@ def train(data: Path, out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None
 
         save_adapter(lm.model, lora_config or _adapter_config(lm.model), Path(out))
         encoders.config.adapter = "checkpoint"
-    encoders.config.meta = {"train": asdict(config), "data": str(data), "observations": len(meta["scenes"]),
+    encoders.config.meta = {"train": asdict(config), "data": [str(d) for d in paths], "observations": len(meta["scenes"]),
                             "examples": len(meta["examples"]), "seconds": round(time.perf_counter() - t0, 1),
                             "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": DATA_SEED_BASE,
                             "relation_accuracy": round(relation_accuracy, 4),
@@ -574,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=DATA_SEED_BASE)
     d.add_argument("--out", type=Path, default=default_cache())
     t = sub.add_parser("train", help="fit the encoders as soft prompts of the frozen LM")
-    t.add_argument("--data", type=Path, default=default_cache())
+    t.add_argument("--data", type=Path, nargs="+", default=[default_cache()],
+                   help="one or more data caches (merged)")
     t.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
     t.add_argument("--steps", type=int, default=TrainConfig.steps)
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)

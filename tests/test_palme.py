@@ -191,6 +191,42 @@ def test_questions_follow_the_support_relation():
     assert aux[0].tolist() == [0, 2] and aux[1].tolist() == [10, 1]  # red: blue on it, in green; blue: on red
 
 
+def _fake_cache(path: Path, scenes: list[dict], examples: list[dict]) -> Path:
+    """A data cache in train_palme's format with zero features (only the records matter here)."""
+    import json
+
+    n = len(scenes)
+    np.savez_compressed(path, meta=np.array(json.dumps({"scenes": scenes, "examples": examples})),
+                        rgb=np.zeros((n, 4, 4, 3), np.uint8), aux=np.zeros((n, 8, 2), np.int64))
+    return path
+
+
+def test_data_caches_merge_with_shifted_observations_and_sampling_balances_answers(tmp_path):
+    from embodied.train_palme import TrainConfig, _Sampler, merge_data
+
+    full = {"names": ["red block", "green bowl", "blue bowl", "pink bowl"], "support": {"red block": "green bowl"}}
+    empty = {"names": ["red block", "green bowl", "blue bowl"], "support": {"red block": "table"}}
+    ok = {"kind": "success", "obs": 0, "history": [], "answer": 0}
+    a = _fake_cache(tmp_path / "a.npz", [empty, empty], [ok, {**ok, "obs": 1}])
+    b = _fake_cache(tmp_path / "b.npz", [full], [{**ok, "answer": 1}])
+    arrays, meta = merge_data([a, b])
+    assert len(arrays["rgb"]) == 3 and [e["obs"] for e in meta["examples"]] == [0, 1, 2]
+    assert meta["scenes"][2] == full
+    bad = tmp_path / "bad.npz"
+    np.savez_compressed(bad, meta=np.array('{"scenes": [], "examples": []}'), rgb=np.zeros((0, 4, 4, 3)))
+    with pytest.raises(EmbodiedError, match="differ"):
+        merge_data([a, bad])
+    # 1 of 7 bowls is full and 1 of 3 steps failed, yet the first question's answers come out near half/half
+    sampler = _Sampler(arrays, meta, TrainConfig(pack=1, seed=3))
+    answers: dict[str, list[str]] = {"empty": [], "success": []}
+    for _ in range(600):
+        _, segments, _, _, qtype = sampler.draw("question")
+        if qtype in answers:
+            answers[qtype].append(segments[0][0])
+    for qtype, got in answers.items():
+        assert 0.35 < got.count(" no.") / len(got) < 0.65, (qtype, got.count(" no."), len(got))
+
+
 @pytest.mark.slow
 def test_planner_returns_a_decision_on_a_real_scene(tmp_path):
     from embodied.llm.base import load_language_model
