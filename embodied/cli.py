@@ -90,14 +90,13 @@ def _make_planner(name: str, args: argparse.Namespace) -> Any:
             examples=args.examples, library=_library_path(args), top_k=args.top_k,
             affordance_model=getattr(args, "affordance", "analytic")))
     if name == "palme":
-        from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig
+        from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig, modality_flags
 
-        drop = set(getattr(args, "drop", None) or [])
         return make_planner(name, config=PalmEPlannerConfig(
             checkpoint=str(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT),
             llm="" if args.llm == "smollm2" else args.llm, affordance=not args.no_affordance,
             affordance_model=getattr(args, "affordance", "analytic"), feedback=not args.no_feedback,
-            camera="camera" not in drop, pointcloud="pointcloud" not in drop, proprio="proprio" not in drop))
+            **modality_flags(getattr(args, "drop", None) or [])))
     if name == "oracle" and getattr(args, "instruction", None):
         raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
                         "or --planner saycan")
@@ -128,7 +127,9 @@ def _add_library_flag(p: argparse.ArgumentParser) -> None:
 
 def _modalities(text: str) -> list[str]:
     """``--drop camera,proprio`` -> the modality names, each checked."""
-    known = ("camera", "pointcloud", "proprio")
+    from embodied.planners.palme import ALL_MODALITIES
+
+    known = tuple(ALL_MODALITIES)
     names = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in known]
     if bad:
@@ -280,7 +281,7 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     """Embodied question answering with the PaLM-E encoders, accuracy per question type on held-out scenes."""
     import torch
 
-    from embodied.planners.palme import DEFAULT_CHECKPOINT
+    from embodied.planners.palme import DEFAULT_CHECKPOINT, modality_flags
     from embodied.train_palme import DATA_SEED_BASE, VQA_SEED_BASE, eval_vqa
 
     if args.seed < VQA_SEED_BASE or args.seed + args.scenes > DATA_SEED_BASE:
@@ -288,8 +289,7 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
                         f"[{VQA_SEED_BASE}, {DATA_SEED_BASE}): lower seeds overlap evaluation tasks, higher ones "
                         "the training scenes")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    drop = set(args.drop)
-    flags = {m: m not in drop for m in ("camera", "pointcloud", "proprio")}
+    flags = modality_flags(args.drop)
     with console.status(f"answering questions about {args.scenes} held-out scenes"):
         report = eval_vqa(args.scenes, args.seed, args.checkpoint or DEFAULT_CHECKPOINT, flags=flags,
                           max_per_type=args.max_per_type)

@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from embodied.planners.palme import DEFAULT_CHECKPOINT, planning_prompt, question_prompt
+from embodied.planners.palme import (
+    ALL_MODALITIES,
+    DEFAULT_CHECKPOINT,
+    modality_flags,
+    planning_prompt,
+    question_prompt,
+)
 from embodied.planners.prompting import Step, option_text
 from envs.errors import EmbodiedError
 from envs.generator import FAMILY_NAMES, generate
@@ -358,10 +364,12 @@ class _Sampler:
             e = rng.choice(pool)
             k, history = e["obs"], [_step(s) for s in e["history"]]
             first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
+            more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
         else:
             for attempt in range(1000):
                 k = rng.randrange(len(self.scenes))
-                qs = [q for q in scene_questions(self.scenes[k]["names"], self.scenes[k]["support"]) if q[0] == qtype]
+                more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
+                qs = [q for q in more if q[0] == qtype]
                 balanced = [q for q in qs if (q[3] == 0) == want]
                 if balanced or (qs and (qtype == "clear" or attempt >= 100)):
                     break
@@ -369,7 +377,6 @@ class _Sampler:
                 raise EmbodiedError(f"no scene in the data has a {qtype!r} question")
             first = rng.choice(balanced or qs)
         # more questions about the same scene after the first: answers are cheap targets once the scene is read
-        more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
         chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
         prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags,
                                  obj_tokens=self.obj_tokens)
@@ -563,7 +570,7 @@ def eval_vqa(n_scenes: int = 40, seed: int = VQA_SEED_BASE, checkpoint: Path | s
     encoders = PalmEEncoders.load(checkpoint)
     lm = lm or load_lm_for(checkpoint, encoders.config)
     prefix = MultimodalPrefix(lm)
-    flags = flags or {"camera": True, "pointcloud": True, "proprio": True}
+    flags = flags or dict(ALL_MODALITIES)
     path = data or default_cache(f"palme_vqa_{seed}_{n_scenes}.npz")
     if not path.exists():
         collect(DataConfig(episodes=n_scenes, seed=seed, fail_p=0.3), path)
@@ -622,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--scenes", type=int, default=40)
     v.add_argument("--seed", type=int, default=VQA_SEED_BASE)
     v.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    v.add_argument("--drop", nargs="*", default=[], choices=["camera", "pointcloud", "proprio"])
+    v.add_argument("--drop", nargs="*", default=[], choices=list(ALL_MODALITIES))
     v.add_argument("--max-per-type", type=int, default=0, help="cap questions per type (0: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -637,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       seed=args.seed), init=args.init)
     else:
         torch.set_num_threads(2)
-        flags = {m: m not in args.drop for m in ("camera", "pointcloud", "proprio")}
+        flags = modality_flags(args.drop)
         info = eval_vqa(args.scenes, args.seed, args.checkpoint, flags=flags, max_per_type=args.max_per_type)
     sys.stdout.write(json.dumps(info, indent=2) + "\n")
     return 0

@@ -9,8 +9,8 @@ the width is read from the model, never assumed).
 - camera: a small CNN over the top-down rgb (resized to ``image_size``) -> ``n_tokens`` tokens;
 - pointcloud: PointNet (shared MLP + max-pool) over one object's point segment (xyz relative to its centroid,
   rgb), joined with its absolute centroid and, where ``labels`` is on, the name perception gave it (colour,
-  kind) -> ``n_tokens`` per object (2: they start as the words "<colour> <kind>"); the segment is a column around the object, so blocks resting on it and bowl
-  contents fall into it (what the relations are read from);
+  kind) -> ``n_tokens`` per object (2: they start as the words "<colour> <kind>"); the segment is a column
+  around the object, so blocks resting on it and bowl contents fall into it (what the relations are read from);
 - proprio: an MLP over the 22 joint/hand readings -> one token.
 
 Every encoder has an ``anchor`` (its tokens' starting point, set from the LM's embeddings of a plain word by

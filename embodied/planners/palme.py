@@ -34,6 +34,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent.parent / "policies" 
 ALL_MODALITIES = {"camera": True, "pointcloud": True, "proprio": True}
 
 
+def modality_flags(drop: Sequence[str] = ()) -> dict[str, bool]:
+    """Which modalities the prompt carries once those in ``drop`` are left out (ablations)."""
+    return {m: m not in drop for m in ALL_MODALITIES}
+
+
 def _history_lines(history: Sequence[Step], feedback: bool, last_feedback: bool = True) -> list[str]:
     lines = []
     for i, step in enumerate(history, 1):
