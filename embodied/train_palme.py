@@ -52,6 +52,7 @@ from policies.palme import (
     N_RELATION,
     PalmEConfig,
     PalmEEncoders,
+    PointCloudConfig,
     scene_features,
 )
 from skills import SkillCall
@@ -280,6 +281,8 @@ class TrainConfig:
             raise EmbodiedError(f"TrainConfig.lr must be in (0, 1), got {self.lr}")
         if not 0.0 <= self.questions <= 1.0:
             raise EmbodiedError(f"TrainConfig.questions must be in [0, 1], got {self.questions}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise EmbodiedError(f"TrainConfig.modality_dropout must be in [0, 1), got {self.modality_dropout}")
 
 
 def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
@@ -477,10 +480,13 @@ def merge_data(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: TrainConfig | None = None,
-          llm: str = "smollm2", adapter: str = "default", init: Path | None = None) -> dict[str, Any]:
+          llm: str = "smollm2", adapter: str = "default", init: Path | None = None,
+          obj_tokens: int = 0) -> dict[str, Any]:
     """Fit the encoders as soft prompts of the frozen LM and save them (with loss.png) in ``out``; ``data`` is
-    one cache or several (merged); ``init`` continues from a saved checkpoint (its loss curve is extended)."""
+    one cache or several (merged); ``init`` continues from a saved checkpoint (its loss curve is extended).
+    ``obj_tokens`` (0: the default, or the checkpoint's) sets the tokens per object; more than ``init`` has grows it."""
     config = config or TrainConfig()
+    pointcloud = PointCloudConfig(n_tokens=obj_tokens) if obj_tokens else PointCloudConfig()  # checked before loading
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     paths = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
@@ -493,10 +499,14 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
         prefix = MultimodalPrefix(lm)
         earlier = encoders.config.meta
         relation_accuracy = float(earlier.get("relation_accuracy", 0.0))
+        if obj_tokens and obj_tokens != encoders.config.pointcloud.n_tokens:
+            log.info("growing %s's objects from %d to %d tokens", init, encoders.config.pointcloud.n_tokens, obj_tokens)
+            encoders = encoders.grow_object_tokens(obj_tokens, prefix.word)
     else:
         lm = load_frozen_lm(llm, adapter)
         prefix = MultimodalPrefix(lm)
-        encoders = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, llm=llm, adapter=adapter))
+        encoders = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, pointcloud=pointcloud, llm=llm,
+                                             adapter=adapter))
         encoders.init_anchors(prefix.word)
         earlier = {}
     encoders.train()
@@ -625,6 +635,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--questions", type=float, default=TrainConfig.questions,
                    help="share of each batch that are question sequences")
     t.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="wall-clock budget (0: none)")
+    t.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
+                   help="chance to leave the camera / proprio tokens out of a training prompt")
+    t.add_argument("--obj-tokens", type=int, default=0,
+                   help="tokens per object (0: 2, or the --init checkpoint's; more than it has grows it)")
     v = sub.add_parser("vqa", help="question-answering accuracy on held-out scenes")
     v.add_argument("--scenes", type=int, default=40)
     v.add_argument("--seed", type=int, default=VQA_SEED_BASE)
@@ -633,6 +647,16 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--max-per-type", type=int, default=0, help="cap questions per type (0: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        info = _run(args)
+    except EmbodiedError as e:  # bad input or checkpoint: one clear line, no traceback
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cmd == "data":
         info = collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
     elif args.cmd == "train":
@@ -641,13 +665,13 @@ def main(argv: list[str] | None = None) -> int:
                                                       minutes=args.minutes, bf16=not args.fp32,
                                                       lora=args.lora, lora_lr=args.lora_lr, pack=args.pack,
                                                       questions=args.questions,
-                                                      seed=args.seed), init=args.init)
+                                                      modality_dropout=args.modality_dropout,
+                                                      seed=args.seed), init=args.init, obj_tokens=args.obj_tokens)
     else:
         torch.set_num_threads(2)
         flags = modality_flags(args.drop)
         info = eval_vqa(args.scenes, args.seed, args.checkpoint, flags=flags, max_per_type=args.max_per_type)
-    sys.stdout.write(json.dumps(info, indent=2) + "\n")
-    return 0
+    return info
 
 
 if __name__ == "__main__":

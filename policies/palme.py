@@ -9,8 +9,9 @@ the width is read from the model, never assumed).
 - camera: a small CNN over the top-down rgb (resized to ``image_size``) -> ``n_tokens`` tokens;
 - pointcloud: PointNet (shared MLP + max-pool) over one object's point segment (xyz relative to its centroid,
   rgb), joined with its absolute centroid and, where ``labels`` is on, the name perception gave it (colour,
-  kind) -> ``n_tokens`` per object (2: they start as the words "<colour> <kind>"); the segment is a column
-  around the object, so blocks resting on it and bowl contents fall into it (what the relations are read from);
+  kind) -> ``n_tokens`` per object (2: they start as the words "<colour> <kind>"; 3: "<colour> <kind> <relation>",
+  the last started at "empty" or the colour of the block on/in it); the segment is a column around the object,
+  so blocks resting on it and bowl contents fall into it (what the relations are read from);
 - proprio: an MLP over the 22 joint/hand readings -> one token.
 
 Every encoder has an ``anchor`` (its tokens' starting point, set from the LM's embeddings of a plain word by
@@ -91,7 +92,8 @@ class PointCloudConfig(EncoderConfig):
     n_points: int = 64  # points sampled per segment: 64 covers a block's top and sides at 128 px
     point_widths: list[int] = field(default_factory=lambda: [64, 128])  # shared per-point MLP widths
     labels: bool = True  # add the colour and kind perception named the object with (PaLM-E state vectors)
-    n_tokens: int = 2  # tokens per object: 2 starts them as "<colour> <kind>" words, relations ride on the second
+    n_tokens: int = 2  # tokens per object: 2 starts them as "<colour> <kind>" words, relations ride on the second;
+    #                    3 gives relations a token of their own after those ("empty" or the colour on/in it)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -176,7 +178,9 @@ class PointCloudEncoder(Encoder):
     ``labels`` is on) plus learned residuals from its points and position. Also returns auxiliary logits
     (N, 2, 11): colour of the block resting on/in the object and of what it rests on (last class: none). They
     train the point trunk cheaply (no LM), and their probabilities enter the last token through
-    ``relation_embed`` (started at the colour words), so relations reach the LM from the first step."""
+    ``relation_embed`` (started at the colour words), so relations reach the LM from the first step. With three
+    or more tokens the last one carries the relation alone, started at the word "empty" for "nothing on/in it":
+    "<colour> <kind> <relation>" reads like text, so the LM binds an asked object to its own relation."""
 
     def __init__(self, config: PointCloudConfig, hidden_size: int) -> None:
         super().__init__(hidden_size, config.n_tokens)
@@ -199,6 +203,11 @@ class PointCloudEncoder(Encoder):
         for lin in (self.colour_embed, self.kind_embed, self.relation_embed):
             nn.init.zeros_(lin.weight)
 
+    @property
+    def relation_token(self) -> bool:
+        """Whether the relation has a token of its own (the last), rather than riding on the kind's."""
+        return self.config.n_tokens >= 3
+
     def init_anchors(self, embed: Any) -> None:
         """Names and relation colours start as the LM's embeddings of those words (read as words at once)."""
         with torch.no_grad():
@@ -207,7 +216,9 @@ class PointCloudEncoder(Encoder):
             self.colour_embed.weight.copy_(colours)
             self.kind_embed.weight.copy_(torch.stack([embed(f" {k}") for k in KINDS], 1))  # (H, 2)
             w = torch.zeros(self.hidden_size, 2 * N_RELATION)
-            w[:, : N_RELATION - 1] = 0.5 * colours  # on/in it ("none" adds nothing)
+            w[:, : N_RELATION - 1] = (1.0 if self.relation_token else 0.5) * colours  # on/in it
+            if self.relation_token:  # a token of its own says "empty" where nothing is on/in it
+                w[:, N_RELATION - 1] = embed(" empty")
             w[:, N_RELATION : 2 * N_RELATION - 1] = 0.25 * colours  # what it rests on
             self.relation_embed.weight.copy_(w)
 
@@ -335,6 +346,33 @@ class PalmEEncoders(nn.Module):
             write_curve(folder, list(losses), "PaLM-E encoders + LM adapter (fine-tuned)" if tuned
                         else "PaLM-E encoders (frozen LM)")
         return folder
+
+    def grow_object_tokens(self, n_tokens: int, embed: Any) -> PalmEEncoders:
+        """A copy whose objects take ``n_tokens`` tokens (more than now), to continue training a checkpoint with a
+        richer layout: existing tokens keep their weights, new ones start as a fresh encoder's (``embed`` gives
+        the word embeddings) and, once there is a relation token of its own, "nothing on/in it" says "empty"."""
+        old_cfg = self.config.pointcloud
+        if n_tokens <= old_cfg.n_tokens:
+            raise PalmEError(f"objects already take {old_cfg.n_tokens} tokens; can only grow to more, got {n_tokens}")
+        pointcloud = PointCloudConfig(**{**asdict(old_cfg), "n_tokens": n_tokens})
+        config = PalmEConfig(**{**self.config.to_dict(), "pointcloud": pointcloud, "meta": dict(self.config.meta)})
+        grown = PalmEEncoders(config)
+        fresh = grown["pointcloud"]
+        fresh.init_anchors(embed)
+        state = grown.state_dict()
+        k, h = old_cfg.n_tokens, self.config.hidden_size
+        for key, value in self.state_dict().items():
+            if key.endswith(("pointcloud.out.weight", "pointcloud.out.bias")):
+                state[key][: k * h] = value  # rows of the tokens that exist; the rest stay freshly initialised
+            elif key.endswith("pointcloud.anchor"):
+                state[key][:k] = value
+            elif key.endswith("pointcloud.relation_embed.weight") and fresh.relation_token and k < 3:
+                state[key] = value.clone()
+                state[key][:, N_RELATION - 1] += fresh.relation_embed.weight[:, N_RELATION - 1].detach()
+            else:
+                state[key] = value
+        grown.load_state_dict(state)
+        return grown
 
     @classmethod
     def load(cls, folder: Path | str) -> PalmEEncoders:

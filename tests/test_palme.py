@@ -16,6 +16,7 @@ from envs.scene import ObjectState, SceneState
 from policies.lora import CheckpointError
 from policies.palme import (
     ENCODERS,
+    N_RELATION,
     MultimodalPrefix,
     PalmEConfig,
     PalmEEncoders,
@@ -333,3 +334,39 @@ def test_data_train_and_vqa_round_trip_with_the_adapter(tmp_path):
     assert float(enc.state_dict()["encoders.pointcloud.out.bias"].abs().sum()) > 0  # so did the object tokens
     report = eval_vqa(1, 700_000, out, lm=lm, data=data, max_per_type=2)
     assert set(report["per_type"]) == {"on", "empty", "clear", "success"} and 0 <= report["accuracy"] <= 1
+
+
+def test_a_relation_token_of_its_own_starts_as_empty_and_growing_keeps_the_name_tokens(tmp_path):
+    lm = FakeLM()
+    word = MultimodalPrefix(lm).word
+    torch.manual_seed(0)
+    three = PalmEEncoders(PalmEConfig(hidden_size=WIDTH, pointcloud={"n_tokens": 3}))
+    three.init_anchors(word)
+    none = three["pointcloud"].relation_embed.weight[:, N_RELATION - 1]  # "nothing on/in it"
+    assert torch.allclose(none, word(" empty"))
+    assert not _encoders(lm)["pointcloud"].relation_embed.weight[:, N_RELATION - 1].any()  # 2 tokens: adds nothing
+
+    two = _encoders(lm)
+    grown = two.grow_object_tokens(3, word).eval()
+    feats = scene_features(_obs(np.random.default_rng(0)), _state())
+    with torch.no_grad():
+        before, after = two.encode(feats)["<obj>"].view(3, 2, WIDTH), grown.encode(feats)["<obj>"].view(3, 3, WIDTH)
+        rel = two["pointcloud"].relation_embed(two.encode(feats, with_aux=True)[1].softmax(-1).flatten(1))
+    assert torch.allclose(after[:, 0], before[:, 0])  # colour tokens unchanged
+    assert torch.allclose(after[:, 1], before[:, 1] - rel, atol=1e-6)  # kind tokens keep all but the relation
+    assert grown.config.pointcloud.n_tokens == 3 and two.config.pointcloud.n_tokens == 2
+    prompt = planning_prompt("put the red block in the green bowl", [], 3, obj_tokens=3)
+    assert MultimodalPrefix(lm).embed(prompt, grown.encode(feats)).shape[1] == WIDTH
+    back = PalmEEncoders.load(grown.save(tmp_path / "g"))
+    assert back.config.pointcloud.n_tokens == 3
+    with pytest.raises(EmbodiedError, match="only grow"):
+        grown.grow_object_tokens(2, word)
+
+
+def test_train_cli_rejects_bad_options_with_a_clear_line(capsys):
+    from embodied.train_palme import main
+
+    assert main(["train", "--modality-dropout", "1.5"]) == 2
+    assert "modality_dropout" in capsys.readouterr().err
+    assert main(["train", "--obj-tokens", "9"]) == 2
+    assert "n_tokens must be in [1, 4]" in capsys.readouterr().err
