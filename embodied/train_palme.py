@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 DATA_SEED_BASE = 6_000_000
 VQA_SEED_BASE = 700_000
 QUESTION_TYPES = ("on", "empty", "clear", "success")
+CONTRAST_TYPES = ("on", "empty")  # questions about one object, which another object can answer the other way
 FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
 
@@ -265,6 +266,7 @@ class TrainConfig:
     reword_p: float = 0.4  # chance to reword a planning instruction (embodied.train_planner.reword)
     pack: int = 3  # questions per question sequence (same scene): more targets per LM pass
     questions: float = 0.5  # share of each batch that are question sequences (the rest: planning targets)
+    contrast: float = 0.5  # share of on/empty question sequences that pair objects answering both ways
     aux_steps: int = 1500  # point-trunk steps on the relation targets alone before the LM loss (no LM: seconds)
     bf16: bool = True  # run the frozen LM under bfloat16 autocast (CPU): ~3x faster here, encoders stay fp32
     lora: bool = False  # also tune the LM's LoRA adapter (PaLM-E's "fine-tuned" variant); saved with the encoders
@@ -281,6 +283,8 @@ class TrainConfig:
             raise EmbodiedError(f"TrainConfig.lr must be in (0, 1), got {self.lr}")
         if not 0.0 <= self.questions <= 1.0:
             raise EmbodiedError(f"TrainConfig.questions must be in [0, 1], got {self.questions}")
+        if not 0.0 <= self.contrast <= 1.0:
+            raise EmbodiedError(f"TrainConfig.contrast must be in [0, 1], got {self.contrast}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise EmbodiedError(f"TrainConfig.modality_dropout must be in [0, 1), got {self.modality_dropout}")
 
@@ -344,6 +348,22 @@ class _Sampler:
         p = self.config.modality_dropout
         return {"camera": self.rng.random() >= p, "pointcloud": True, "proprio": self.rng.random() >= p}
 
+    def _first_question(self, qtype: str, want: bool, contrast: bool) -> tuple[int, list, tuple]:
+        """A scene, its questions and the first one, of ``qtype``: answered first-option-or-not as ``want``
+        says where the scenes allow and, with ``contrast``, one that another object of the scene answers the
+        other way (e.g. an empty bowl beside a full one)."""
+        rng = self.rng
+        for attempt in range(1000):
+            k = rng.randrange(len(self.scenes))
+            more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
+            qs = [q for q in more if q[0] == qtype]
+            pick = [q for q in qs if (q[3] == 0) == want]
+            if contrast and attempt < 500:
+                pick = [q for q in pick if any((o[3] == 0) != want for o in qs)]
+            if pick or (qs and (qtype == "clear" or attempt >= (500 if contrast else 100))):
+                return k, more, rng.choice(pick or qs)
+        raise EmbodiedError(f"no scene in the data has a {qtype!r} question")
+
     def draw(self, kind: str) -> tuple[str, list[tuple[str, bool]], int, dict[str, bool], str]:
         from embodied.train_planner import reword
 
@@ -368,19 +388,17 @@ class _Sampler:
             k, history = e["obs"], [_step(s) for s in e["history"]]
             first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
             more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
+            chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
         else:
-            for attempt in range(1000):
-                k = rng.randrange(len(self.scenes))
-                more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
-                qs = [q for q in more if q[0] == qtype]
-                balanced = [q for q in qs if (q[3] == 0) == want]
-                if balanced or (qs and (qtype == "clear" or attempt >= 100)):
-                    break
-            if not qs:
-                raise EmbodiedError(f"no scene in the data has a {qtype!r} question")
-            first = rng.choice(balanced or qs)
-        # more questions about the same scene after the first: answers are cheap targets once the scene is read
-        chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
+            contrast = self.config.contrast > 0 and qtype in CONTRAST_TYPES and rng.random() < self.config.contrast
+            k, more, first = self._first_question(qtype, want, contrast)
+            # then the same question about an object that answers the other way, where there is one: the answer
+            # must come from the asked object's tokens, not from "some bowl in the scene holds a block"
+            opposed = [q for q in more if q[0] == qtype and (q[3] == 0) != (first[3] == 0)] if contrast else []
+            lead = [rng.choice(opposed)] if opposed else []
+            rest = [q for q in more if q is not first and q not in lead] if contrast else more
+            # more questions about the same scene: answers are cheap targets once the scene is read
+            chosen = [first] + lead + rng.sample(rest, max(0, min(len(rest), self.config.pack - 1 - len(lead))))
         prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags,
                                  obj_tokens=self.obj_tokens)
         segments: list[tuple[str, bool]] = []
@@ -635,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--questions", type=float, default=TrainConfig.questions,
                    help="share of each batch that are question sequences")
     t.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="wall-clock budget (0: none)")
+    t.add_argument("--contrast", type=float, default=TrainConfig.contrast,
+                   help="share of on/empty question sequences that ask next about an object answering the other "
+                        "way (0: as checkpoints before commit c471dd0 were trained)")
     t.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
                    help="chance to leave the camera / proprio tokens out of a training prompt")
     t.add_argument("--obj-tokens", type=int, default=0,
@@ -666,6 +687,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                       lora=args.lora, lora_lr=args.lora_lr, pack=args.pack,
                                                       questions=args.questions,
                                                       modality_dropout=args.modality_dropout,
+                                                      contrast=args.contrast,
                                                       seed=args.seed), init=args.init, obj_tokens=args.obj_tokens)
     else:
         torch.set_num_threads(2)

@@ -226,6 +226,16 @@ def test_data_caches_merge_with_shifted_observations_and_sampling_balances_answe
             answers[qtype].append(segments[0][0])
     for qtype, got in answers.items():
         assert 0.35 < got.count(" no.") / len(got) < 0.65, (qtype, got.count(" no."), len(got))
+    # contrast: an empty bowl is asked about next to a full one (only the third scene has both), either first
+    sampler = _Sampler(arrays, meta, TrainConfig(pack=3, contrast=1.0, seed=4))
+    firsts = []
+    for _ in range(300):
+        _, segments, k, _, qtype = sampler.draw("question")
+        if qtype == "empty":
+            assert k == 2 and "empty?" in segments[1][0], (k, segments)
+            assert {segments[0][0], segments[2][0]} == {" yes.", " no."}, segments
+            firsts.append(segments[0][0])
+    assert 0.35 < firsts.count(" no.") / len(firsts) < 0.65
 
 
 @pytest.mark.slow
