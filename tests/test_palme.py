@@ -313,7 +313,7 @@ def test_shipped_checkpoint_fits_its_config_and_the_size_limit():
     from embodied.planners.palme import DEFAULT_CHECKPOINT
 
     enc = PalmEEncoders.load(DEFAULT_CHECKPOINT)
-    assert enc.config.pointcloud.n_tokens == 2 and enc.config.hidden_size == 576
+    assert enc.config.pointcloud.n_tokens == 3 and enc.config.hidden_size == 576
     files = [DEFAULT_CHECKPOINT / f for f in ("encoders.safetensors", "config.json", "loss.png", "loss.json")]
     if enc.config.adapter == "checkpoint":
         files += [DEFAULT_CHECKPOINT / "adapter.safetensors", DEFAULT_CHECKPOINT / "adapter_config.json"]
