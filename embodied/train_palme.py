@@ -388,7 +388,7 @@ class _Sampler:
             k, history = e["obs"], [_step(s) for s in e["history"]]
             first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
             more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
-            chosen = [first] + rng.sample(more, min(len(more), self.config.pack - 1))
+            lead, rest = [], more
         else:
             contrast = self.config.contrast > 0 and qtype in CONTRAST_TYPES and rng.random() < self.config.contrast
             k, more, first = self._first_question(qtype, want, contrast)
@@ -397,8 +397,8 @@ class _Sampler:
             opposed = [q for q in more if q[0] == qtype and (q[3] == 0) != (first[3] == 0)] if contrast else []
             lead = [rng.choice(opposed)] if opposed else []
             rest = [q for q in more if q is not first and q not in lead] if contrast else more
-            # more questions about the same scene: answers are cheap targets once the scene is read
-            chosen = [first] + lead + rng.sample(rest, max(0, min(len(rest), self.config.pack - 1 - len(lead))))
+        # more questions about the same scene: answers are cheap targets once the scene is read
+        chosen = [first] + lead + rng.sample(rest, max(0, min(len(rest), self.config.pack - 1 - len(lead))))
         prompt = question_prompt(first[1], history, len(self.scenes[k]["names"]), flags=flags,
                                  obj_tokens=self.obj_tokens)
         segments: list[tuple[str, bool]] = []
@@ -679,9 +679,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cmd == "data":
-        info = collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
-    elif args.cmd == "train":
-        info = train(args.data, args.out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        return collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
+    if args.cmd == "train":
+        return train(args.data, args.out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                       threads=args.threads, aux_steps=args.aux_steps,
                                                       minutes=args.minutes, bf16=not args.fp32,
                                                       lora=args.lora, lora_lr=args.lora_lr, pack=args.pack,
@@ -689,11 +689,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                       modality_dropout=args.modality_dropout,
                                                       contrast=args.contrast,
                                                       seed=args.seed), init=args.init, obj_tokens=args.obj_tokens)
-    else:
-        torch.set_num_threads(2)
-        flags = modality_flags(args.drop)
-        info = eval_vqa(args.scenes, args.seed, args.checkpoint, flags=flags, max_per_type=args.max_per_type)
-    return info
+    torch.set_num_threads(2)
+    return eval_vqa(args.scenes, args.seed, args.checkpoint, flags=modality_flags(args.drop),
+                    max_per_type=args.max_per_type)
 
 
 if __name__ == "__main__":
