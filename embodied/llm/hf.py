@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from embodied.llm.base import LanguageModel, LanguageModelError, Option, Scores
 
@@ -136,6 +138,8 @@ class HFLanguageModel(LanguageModel):
         config = config or HFConfig()
         device = config.resolve_device()
         t0 = time.perf_counter()
+        if Path(name_or_path).is_dir():  # a local load takes a second: no "Loading weights" bar on the console
+            hf_logging.disable_progress_bar()
         try:
             remote = config.trust_remote_code
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=remote)
