@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-from envs.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS
+from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS
+from embodied.world.seeds import DETECTION_HELDOUT, GROUNDING_HELDOUT
+from embodied.world.tasks import SceneSpec, Task
 from envs.sim import DT
 from envs.tabletop import TabletopEnv
-from envs.tasks import SceneSpec, Task
 from skills import SkillCall, get_skill
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,15 @@ def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | N
     detection precision/recall and position error on scenes from seeds 100,000+ (tuning used 0-99)."""
     from embodied.grounding import grounding_metrics
     from embodied.perception import benchmark_detection
-    from embodied.train_grounding import CACHE, HELDOUT_SEED_BASE, CollectConfig, collect
+    from embodied.train_grounding import CACHE, CollectConfig, collect
 
     cfg = CollectConfig()
     path = (cache or CACHE) / f"heldout_{scenes}x{cfg.calls_per_scene}.npz"
     if not path.exists():
         log.info("collecting %d held-out scenes into %s (once)", scenes, path)
-        collect(range(HELDOUT_SEED_BASE, HELDOUT_SEED_BASE + scenes), path, cfg)
+        collect(range(GROUNDING_HELDOUT.start, GROUNDING_HELDOUT.start + scenes), path, cfg)
     g = grounding_metrics(path)
-    d = benchmark_detection(range(100_000, 100_000 + detection_seeds))
+    d = benchmark_detection(range(DETECTION_HELDOUT.start, DETECTION_HELDOUT.start + detection_seeds))
     pick = ("detection_precision", "detection_recall", "position_error_mm", "position_error_mm_p95", "yaw_error_deg",
             "seconds_per_perception")
     return {"affordance_f1": g["affordance_f1_learned"], "affordance_auroc": g["affordance_auroc_learned"],
@@ -117,5 +118,5 @@ def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | N
             "success_detector_auroc": g["success_detector_auroc_learned"],
             "success_self_report_f1": g["success_detector_f1_self_report"],
             **{k: d[k] for k in pick if k in d}, "detection_by_case": d.get("by_case"),
-            "grounding_samples": g["n"], "grounding_seeds": f"{HELDOUT_SEED_BASE}+ ({scenes} scenes)",
+            "grounding_samples": g["n"], "grounding_seeds": f"{GROUNDING_HELDOUT.start}+ ({scenes} scenes)",
             "detection_seeds": f"100000-{100000 + detection_seeds - 1}"}

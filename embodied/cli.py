@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from envs.errors import EmbodiedError, TaskError
+from embodied.world.errors import EmbodiedError, TaskError
 
 STARTED = time.perf_counter()
 console = Console(stderr=True)
@@ -28,8 +28,8 @@ def _default_out(kind: str) -> Path:
 
 
 def _load_task(args: argparse.Namespace) -> Any:
+    from embodied.world.tasks import load_tasks
     from envs.generator import generate
-    from envs.tasks import load_tasks
 
     if args.instruction:
         return _instruction_task(args)
@@ -42,7 +42,7 @@ def _load_task(args: argparse.Namespace) -> Any:
         else:
             match = [t for t in tasks if t.id == args.id]
             if not match:
-                from envs.scene import suggest
+                from embodied.world.scene import suggest
 
                 raise TaskError(f"{args.tasks}: no task with id {args.id!r}{suggest(args.id, [t.id for t in tasks])}")
             task = match[0]
@@ -59,7 +59,7 @@ def _instruction_task(args: argparse.Namespace) -> Any:
     import numpy as np
 
     from embodied.instructions import scene_for
-    from envs.tasks import SceneSpec, Task
+    from embodied.world.tasks import SceneSpec, Task
 
     if args.tasks or args.generate:
         raise TaskError("give either an INSTRUCTION or --tasks/--generate, not both")
@@ -224,8 +224,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from embodied.evaluate import evaluate
     from embodied.sensing import SensingConfig
+    from embodied.world.tasks import load_tasks
     from envs.tabletop import TabletopEnv
-    from envs.tasks import load_tasks
 
     SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
     tasks = load_tasks(args.tasks)
@@ -282,12 +282,13 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     import torch
 
     from embodied.planners.palme import DEFAULT_CHECKPOINT, modality_flags
-    from embodied.train_palme import DATA_SEED_BASE, VQA_SEED_BASE, eval_vqa
+    from embodied.train_palme import eval_vqa
+    from embodied.world.seeds import VQA_HELDOUT
 
-    if args.seed < VQA_SEED_BASE or args.seed + args.scenes > DATA_SEED_BASE:
-        raise TaskError(f"--seed {args.seed} with --scenes {args.scenes} leaves the held-out range "
-                        f"[{VQA_SEED_BASE}, {DATA_SEED_BASE}): lower seeds overlap evaluation tasks, higher ones "
-                        "the training scenes")
+    try:
+        VQA_HELDOUT.check(args.seed, args.scenes, "--seed")
+    except ValueError as e:
+        raise TaskError(f"{e}: other seeds overlap evaluation tasks or training scenes") from e
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     flags = modality_flags(args.drop)
     with console.status(f"answering questions about {args.scenes} held-out scenes"):
@@ -471,8 +472,8 @@ _SKILL_ACTIONS = {"list": _skills_list, "show": _skills_show, "search": _skills_
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from embodied.world.tasks import save_tasks
     from envs.generator import generate_suite
-    from envs.tasks import save_tasks
 
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     tasks = generate_suite(args.n, args.seed, families)  # names unknown families with a did-you-mean

@@ -15,9 +15,9 @@ import numpy as np
 
 from embodied.planners.base import Decision, Planner
 from embodied.sensing import Sensing
-from envs.scene import TABLE_Z, SceneState
+from embodied.world.scene import TABLE_Z, SceneState
+from embodied.world.tasks import Task
 from envs.tabletop import TabletopEnv
-from envs.tasks import Task
 from skills import SkillCall, SkillResult, call_text, get_skill
 
 log = logging.getLogger(__name__)

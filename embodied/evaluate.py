@@ -14,8 +14,8 @@ from typing import Any
 from embodied.episode import EpisodeResult, run_episode
 from embodied.planners.base import Planner
 from embodied.sensing import Sensing
+from embodied.world.tasks import Task
 from envs.tabletop import TabletopEnv
-from envs.tasks import Task
 
 log = logging.getLogger(__name__)
 

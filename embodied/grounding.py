@@ -24,8 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.errors import EmbodiedError
-from envs.scene import LOCATIONS, TABLE_Z, SceneState, suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import LOCATIONS, TABLE_Z, SceneState, suggest
 from skills import SkillCall, SkillResult, get_skill
 
 

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 
-from envs.errors import TaskError
-from envs.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name
-from envs.tasks import SceneSpec
+from embodied.world.errors import TaskError
+from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name
+from embodied.world.tasks import SceneSpec
 
 BLOCK_WORDS = {"block", "blocks", "cube", "cubes", "brick", "bricks", "box", "boxes"}
 BOWL_WORDS = {"bowl", "bowls", "dish", "dishes", "container", "containers", "plate", "plates", "cup", "cups"}

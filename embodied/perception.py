@@ -5,7 +5,7 @@ views; ``render_views``/``perceive_world`` are the simulator's side (PyBullet ca
 
 1. **Fuse.** Every view is back-projected to world-frame points (``View.points``); pixels beyond the far plane
    and points outside the workspace box are dropped.
-2. **Colour.** Each point is labelled with the nearest named colour (``envs.scene.COLORS``) in chromaticity
+2. **Colour.** Each point is labelled with the nearest named colour (``embodied.world.scene.COLORS``) in chromaticity
    space, ``rgb / (r + g + b)``: diffuse shading scales all three channels alike, so chromaticity stays put
    while brightness varies across faces. Points too far from every colour (the wooden table) or too dark to
    judge (the Panda's black parts) are rejected. The Panda's white/grey links are neutral, like the gray
@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import open3d as o3d
 
-from envs.errors import EmbodiedError
-from envs.scene import (
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import (
     BLOCK_SIZE,
     BOWL_HEIGHT,
     BOWL_INNER_RADIUS,
@@ -677,7 +677,7 @@ def _cases(world: World, truth: SceneState, camera_eye: Sequence[float]) -> dict
     """Tag every true object with its hard cases: held, stacked (something on it), in_bowl, occluded; else
     isolated. Occluded: at least ``OCCLUDED_FRACTION`` of samples on its top surface (a block's top face, a
     bowl's rim and floor) have their line of sight to the top-down camera blocked by the robot (ray test)."""
-    from envs.symbolic import abstract
+    from embodied.world.symbolic import abstract
 
     sym = abstract(truth)
     out: dict[str, list[str]] = {}
@@ -700,8 +700,8 @@ def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = 
     """Detection quality and speed on scenes built from ``seeds`` with real skills (stacks, blocks in bowls,
     the arm parked over the workspace, a held block); perception keeps memory across one scene's steps."""
     import envs  # noqa: F401 - registers the environment
+    from embodied.world.symbolic import abstract
     from envs.generator import FAMILY_NAMES, generate
-    from envs.symbolic import abstract
     from envs.tabletop import TabletopEnv
     from skills import get_skill
 

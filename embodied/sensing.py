@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import EmbodiedError
-from envs.scene import SceneState, suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import SceneState, suggest
 from envs.tabletop import TabletopEnv
 from skills import SkillCall, SkillResult
 

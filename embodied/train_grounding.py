@@ -3,7 +3,7 @@
 ``collect`` runs ``pick_and_place`` with ``force=True`` (no pre-check refusal: physics decides) in scenes
 built from generated tasks and then arranged with real skills. The label of a call is the environment's
 outcome, read after the arm has retreated home and the scene has settled: the block's support (target a
-block) or base (a bowl or location) per ``envs.symbolic.abstract`` is the target, and no other object moved
+block) or base (a bowl or location) per ``embodied.world.symbolic.abstract`` is the target, and no other object moved
 more than 2 cm (a knocked tower is a failure). Each sample also records the analytic affordance
 (``skill.affordance`` on the ground-truth state before) and the skill's self-report.
 
@@ -23,7 +23,7 @@ Per scene (seed ``s``; ``numpy.random.default_rng([s, 1])`` draws everything bel
     lateral friction scaled by 0.2-0.5 for the call through the world's pybullet client (``p_low_friction``);
     the "after" picture with the arm hovering away from the block and target (``p_occlude_after``).
 
-Seeds 0.. are for training (the last ``val_fraction`` of scenes validate), seeds from ``HELDOUT_SEED_BASE``
+Seeds 0.. are for training (the last ``val_fraction`` of scenes validate), seeds from ``GROUNDING_HELDOUT``
 for held-out evaluation. Training: binary cross-entropy, AdamW with cosine decay, left-right mirror and
 +-1-cell crop shifts as augmentation; the epoch with the best validation F1 is kept and the decision
 threshold is set on validation. ``python -m embodied.train_grounding all`` reproduces the shipped checkpoints.
@@ -43,11 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.errors import TaskError
+from embodied.world.errors import TaskError
+from embodied.world.scene import BLOCK_SIZE, LOCATION_NAMES, LOCATIONS, TABLE_Z, SceneState
+from embodied.world.seeds import GROUNDING_HELDOUT
+from embodied.world.symbolic import abstract, target_kind
 from envs.generator import generate
-from envs.scene import BLOCK_SIZE, LOCATION_NAMES, LOCATIONS, TABLE_Z, SceneState
 from envs.sim import HOME
-from envs.symbolic import abstract, target_kind
 from policies.grounding import (
     DEFAULT_CHECKPOINTS,
     TARGET_KINDS,
@@ -70,7 +71,6 @@ log = logging.getLogger(__name__)
 
 FAMILIES = ("block_in_bowl", "block_on_block", "block_at_location", "all_in_bowl", "matching_bowls", "stack_two",
             "stack_three", "stack_all", "ordered_tower", "combo")
-HELDOUT_SEED_BASE = 500_000
 DISPLACED = 0.02  # metres another object may move before the call counts as a failure
 CACHE = Path.home() / ".cache" / "embodied" / "grounding"
 
@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m embodied.train_grounding", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["collect", "train", "evaluate", "all"])
     ap.add_argument("--train-scenes", type=int, default=240, help="training scenes (seeds 0..N-1)")
-    ap.add_argument("--heldout-scenes", type=int, default=70, help=f"held-out scenes (seeds {HELDOUT_SEED_BASE}..)")
+    ap.add_argument("--heldout-scenes", type=int, default=70, help=f"held-out scenes (seeds {GROUNDING_HELDOUT.start}..)")
     ap.add_argument("--calls-per-scene", type=int, default=CollectConfig.calls_per_scene)
     ap.add_argument("--cache", type=Path, default=CACHE, help="where datasets go (default %(default)s)")
     ap.add_argument("--model", choices=["affordance", "success_detector", "both"], default="both")
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     heldout_path = args.cache / f"heldout_{args.heldout_scenes}x{cfg.calls_per_scene}.npz"
     if args.command in ("collect", "all"):
         for path, seeds in ((train_path, range(args.train_scenes)),
-                            (heldout_path, range(HELDOUT_SEED_BASE, HELDOUT_SEED_BASE + args.heldout_scenes))):
+                            (heldout_path, range(GROUNDING_HELDOUT.start, GROUNDING_HELDOUT.start + args.heldout_scenes))):
             t0 = time.perf_counter()
             collect(seeds, path, cfg)
             print(json.dumps({"dataset": str(path), "seconds": round(time.perf_counter() - t0, 1)}))

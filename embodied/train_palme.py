@@ -1,6 +1,6 @@
 """`python -m embodied.train_palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
 
-**data** runs generated tasks (seeds from ``DATA_SEED_BASE``, disjoint from evaluation seeds < 1e6 and the
+**data** runs generated tasks (seeds from ``PALME_TRAIN``, disjoint from evaluation seeds < 1e6 and the
 other training ranges 1e6-5e6) with the oracle and real physics: after every reset and executed step the hand
 retreats (as `Sensing.settle` does), the top camera's observation is encoded into cached features (64x64 rgb,
 per-object point columns, proprio) with the ground-truth support relation; some steps "fail" on purpose (not
@@ -44,9 +44,10 @@ from embodied.planners.palme import (
     question_prompt,
 )
 from embodied.planners.prompting import Step, option_text
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import COLOR_NAMES, SceneState
+from embodied.world.seeds import PALME_TRAIN, VQA_HELDOUT
 from envs.generator import FAMILY_NAMES, generate
-from envs.scene import COLOR_NAMES, SceneState
 from policies.palme import (
     MAX_OBJECTS,
     N_RELATION,
@@ -59,8 +60,6 @@ from skills import SkillCall
 
 log = logging.getLogger(__name__)
 
-DATA_SEED_BASE = 6_000_000
-VQA_SEED_BASE = 700_000
 QUESTION_TYPES = ("on", "empty", "clear", "success")
 CONTRAST_TYPES = ("on", "empty")  # questions about one object, which another object can answer the other way
 FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
@@ -115,7 +114,7 @@ class DataConfig:
     """How the simulator data is made."""
 
     episodes: int = 400  # generated tasks run with the oracle (~3 observations each, ~1.5 s per episode)
-    seed: int = DATA_SEED_BASE  # first task seed; keep >= 6,000,000 (disjoint from eval and other training)
+    seed: int = PALME_TRAIN.start  # first task seed; keep >= 6,000,000 (disjoint from eval and other training)
     image_size: int = 128  # the env camera (eval uses 128)
     n_points: int = 64  # points per object segment
     fail_p: float = 0.15  # share of steps reported as failed without being executed
@@ -137,7 +136,7 @@ class _Store:
         self.examples: list[dict[str, Any]] = []
 
     def add_obs(self, obs: dict[str, np.ndarray], state: SceneState, n_points: int) -> int:
-        from envs.symbolic import abstract
+        from embodied.world.symbolic import abstract
 
         f = scene_features(obs, state, n_points)
         n = len(state.objects)
@@ -173,8 +172,8 @@ def _observe(env: Any) -> dict[str, np.ndarray]:
 def collect_episode(env: Any, store: _Store, family: str, seed: int, config: DataConfig, rng: random.Random) -> None:
     """One oracle episode with real physics: planning targets and "did the last step succeed?" pairs."""
     from embodied.planners.oracle import plan
-    from envs.predicates import goal_satisfied
-    from envs.symbolic import abstract
+    from embodied.world.predicates import goal_satisfied
+    from embodied.world.symbolic import abstract
     from skills import get_skill
 
     task = generate(family, seed)
@@ -579,7 +578,7 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
         encoders.config.adapter = "checkpoint"
     encoders.config.meta = {"train": asdict(config), "data": [str(d) for d in paths], "observations": len(meta["scenes"]),
                             "examples": len(meta["examples"]), "seconds": round(time.perf_counter() - t0, 1),
-                            "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": DATA_SEED_BASE,
+                            "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": PALME_TRAIN.start,
                             "relation_accuracy": round(relation_accuracy, 4),
                             "continued_from": earlier or None}
     encoders.save(out, previous + losses)
@@ -587,7 +586,7 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
 
 
 # --------------------------------------------------------------------------- evaluation
-def eval_vqa(n_scenes: int = 40, seed: int = VQA_SEED_BASE, checkpoint: Path | str = DEFAULT_CHECKPOINT,
+def eval_vqa(n_scenes: int = 40, seed: int = VQA_HELDOUT.start, checkpoint: Path | str = DEFAULT_CHECKPOINT,
              lm: Any = None, flags: dict[str, bool] | None = None, data: Path | None = None,
              max_per_type: int = 0) -> dict[str, Any]:
     """Accuracy per question type on held-out scenes (oracle episodes from ``seed``, real physics): every
@@ -633,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="run oracle episodes in the simulator and cache encoder inputs")
     d.add_argument("--episodes", type=int, default=DataConfig.episodes)
-    d.add_argument("--seed", type=int, default=DATA_SEED_BASE)
+    d.add_argument("--seed", type=int, default=PALME_TRAIN.start)
     d.add_argument("--out", type=Path, default=default_cache())
     t = sub.add_parser("train", help="fit the encoders as soft prompts of the frozen LM")
     t.add_argument("--data", type=Path, nargs="+", default=[default_cache()],
@@ -662,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="tokens per object (0: 2, or the --init checkpoint's; more than it has grows it)")
     v = sub.add_parser("vqa", help="question-answering accuracy on held-out scenes")
     v.add_argument("--scenes", type=int, default=40)
-    v.add_argument("--seed", type=int, default=VQA_SEED_BASE)
+    v.add_argument("--seed", type=int, default=VQA_HELDOUT.start)
     v.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     v.add_argument("--drop", nargs="*", default=[], choices=list(ALL_MODALITIES))
     v.add_argument("--max-per-type", type=int, default=0, help="cap questions per type (0: all)")

@@ -1,6 +1,6 @@
 """`embodied train planner`: fine-tune the language model's next-step choice on oracle plans with LoRA.
 
-Data: generated tasks (seeds from `TRAIN_SEED_BASE`, far from evaluation seeds and from the few-shot bank),
+Data: generated tasks (seeds from `PLANNER_TRAIN`, far from evaluation seeds and from the few-shot bank),
 solved step by step by the oracle, written exactly as the live prompt; some steps fail on purpose (with
 the reasons skills report) so the model learns to retry after feedback, and instructions are reworded
 (synonyms, polite forms, clause order) so it learns free wording. Loss: only the next step's tokens."""
@@ -21,15 +21,15 @@ import torch
 
 from embodied.planners.oracle import plan
 from embodied.planners.prompting import HEADER, Step, episode_text, initial_state, option_text
+from embodied.world.predicates import goal_satisfied
+from embodied.world.seeds import PLANNER_TRAIN
+from embodied.world.symbolic import apply
 from envs.generator import FAMILY_NAMES, generate
-from envs.predicates import goal_satisfied
-from envs.symbolic import apply
 from policies.lora import CheckpointError, LoRAConfig, apply_lora, fit, save_adapter
 from skills import SkillCall
 
 log = logging.getLogger(__name__)
 
-TRAIN_SEED_BASE = 2_000_000
 DEFAULT_ADAPTER = Path(__file__).resolve().parent.parent / "policies" / "planner_lora"
 FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
@@ -93,7 +93,7 @@ def trajectory_examples(family: str, seed: int, rng: random.Random, fail_p: floa
     return out
 
 
-def build_dataset(n_episodes: int, seed: int = TRAIN_SEED_BASE) -> list[tuple[str, str]]:
+def build_dataset(n_episodes: int, seed: int = PLANNER_TRAIN.start) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     data = []
     for i in range(n_episodes):
@@ -157,7 +157,7 @@ def _fit_and_save(model: torch.nn.Module, encoded: list[tuple[list[int], int]], 
                  warmup=config.warmup, seed=config.seed, pad_id=pad_id, device=device, progress=progress)
     meta = {"base_model": llm, "train": {k: v for k, v in asdict(config).items() if k != "lora"},
             "examples": len(encoded), "device": device, "seconds": round(time.perf_counter() - t0, 1),
-            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": TRAIN_SEED_BASE}
+            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": PLANNER_TRAIN.start}
     save_adapter(model.cpu(), config.lora, out, meta)
     write_curve(out, losses)
     return meta

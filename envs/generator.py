@@ -5,7 +5,7 @@ none at a named location, so every generated goal is false at the start. All ran
 ``numpy.random.default_rng(seed)``; the task's ``seed`` field (physics and layout) is the same seed, and
 its id is ``"{family}-{seed}"``, so ``generate(family, seed)`` reproduces any task of a suite.
 
-``max_steps`` follows ``envs.tasks.default_max_steps``: two steps (pick, place) per block the goal names,
+``max_steps`` follows ``embodied.world.tasks.default_max_steps``: two steps (pick, place) per block the goal names,
 plus one for ``done`` and one spare. From the all-on-table start the oracle never needs more than one
 ``pick_and_place`` per goal block, so the budget also covers one retry per block for planners that use
 the combined skill.
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.errors import TaskError
-from envs.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS, suggest
-from envs.tasks import SceneSpec, Task, default_max_steps
+from embodied.world.errors import TaskError
+from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS, suggest
+from embodied.world.tasks import SceneSpec, Task, default_max_steps
 
 
 @dataclass

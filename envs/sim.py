@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
-from envs.scene import (
+from embodied.world.scene import (
     BLOCK_SIZE,
     BOWL_OUTER_RADIUS,
     COLORS,

@@ -9,14 +9,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.errors import TaskError
-from envs.predicates import goal_values
-from envs.scene import MAX_BLOCKS, MAX_BOWLS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState
+from embodied.world.errors import TaskError
+from embodied.world.observation import PROPRIO_DIM, pack_proprio
+from embodied.world.predicates import goal_values
+from embodied.world.scene import MAX_BLOCKS, MAX_BOWLS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState
+from embodied.world.symbolic import SymbolicState, abstract
+from embodied.world.tasks import Task
 from envs.sim import CONTROL_SUBSTEPS, EE_LINK, CameraConfig, SimRobot, World, sample_layout
-from envs.symbolic import SymbolicState, abstract
-from envs.tasks import Task
-
-PROPRIO_DIM = 7 + 7 + 3 + 4 + 1
 
 
 class TabletopEnv(gym.Env):
@@ -25,7 +24,7 @@ class TabletopEnv(gym.Env):
     A Franka Panda (pybullet_data) stands at a table. Up to 6 blocks (4 cm cubes) and 4 bowls in named
     colours lie in a 0.45 m x 0.64 m workspace in front of it; five named locations (top left corner, top
     right corner, middle, bottom left corner, bottom right corner; "top" is far from the robot, "left" is
-    the robot's left) are kept free at the start. A task (see `envs.tasks`) says which objects exist and
+    the robot's left) are kept free at the start. A task (see `embodied.world.tasks`) says which objects exist and
     which goal predicates must hold. Physics is PyBullet at 240 Hz; grasps hold by finger friction only.
 
     Agents act either through this low-level action space (for learned policies) or through skills
@@ -56,7 +55,7 @@ class TabletopEnv(gym.Env):
     from `self.np_random` after `reset(seed=...)`.
 
     ## Success Conditions
-    Every goal predicate holds on the physical state, abstracted with the tolerances of `envs.symbolic`.
+    Every goal predicate holds on the physical state, abstracted with the tolerances of `embodied.world.symbolic`.
 
     ## Episode End
     Terminates on success; truncated by the registered `max_episode_steps` (200 low-level steps).
@@ -162,7 +161,8 @@ class TabletopEnv(gym.Env):
         rgb, depth, zbuf = self.world.render()
         q, dq = self.world.joint_states()
         pos, orn = self.world.ee_pose()
-        proprio = np.concatenate([q, dq, pos, orn, [self.world.finger_gap()]]).astype(np.float32)
+        proprio = pack_proprio(joint_positions=q, joint_velocities=dq, ee_position=pos, ee_quaternion=orn,
+                               finger_gap=self.world.finger_gap())
         return {"rgb": rgb, "depth": depth, "points": self.world.points(rgb, zbuf), "proprio": proprio}
 
     def observation(self) -> dict[str, np.ndarray]:

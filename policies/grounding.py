@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.errors import EmbodiedError
-from envs.scene import COLORS, LOCATIONS, TABLE_Z, SceneState, suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.observation import proprio_field
+from embodied.world.scene import COLORS, LOCATIONS, TABLE_Z, SceneState, suggest
 from policies.lora import CheckpointError
 
 RAW_CHANNELS = ("height", "observed", "r", "g", "b")
@@ -101,18 +102,18 @@ def named_position(state: SceneState, name: str) -> tuple[np.ndarray, str]:
 def call_scalars(block_pos: np.ndarray, target_pos: np.ndarray, target_kind: str, proprio: np.ndarray) -> np.ndarray:
     """The CALL_SCALARS of one call, (17,) float32, scaled to about unit range."""
     b, t = np.asarray(block_pos, np.float64), np.asarray(target_pos, np.float64)
-    ee = np.asarray(proprio[14:17], np.float64)
+    ee = np.asarray(proprio_field(proprio, "ee_position"), np.float64)
     kind = [float(target_kind == k) for k in TARGET_KINDS]
     return np.array([2 * b[0], 2 * b[1], 10 * (b[2] - TABLE_Z), 2 * math.hypot(b[0], b[1]),
                      2 * t[0], 2 * t[1], 10 * (t[2] - TABLE_Z), 2 * math.hypot(t[0], t[1]),
-                     5 * (t[0] - b[0]), 5 * (t[1] - b[1]), *kind, 10 * float(proprio[21]),
+                     5 * (t[0] - b[0]), 5 * (t[1] - b[1]), *kind, 10 * float(proprio_field(proprio, "finger_gap")[0]),
                      2 * ee[0], 2 * ee[1], 2 * (ee[2] - TABLE_Z)], np.float32)
 
 
 def after_scalars(proprio_after: np.ndarray) -> np.ndarray:
     """AFTER_SCALARS, (4,) float32."""
-    ee = np.asarray(proprio_after[14:17], np.float64)
-    return np.array([10 * float(proprio_after[21]), 2 * ee[0], 2 * ee[1], 2 * (ee[2] - TABLE_Z)], np.float32)
+    ee = np.asarray(proprio_field(proprio_after, "ee_position"), np.float64)
+    return np.array([10 * float(proprio_field(proprio_after, "finger_gap")[0]), 2 * ee[0], 2 * ee[1], 2 * (ee[2] - TABLE_Z)], np.float32)
 
 
 def mirror_signs(names: tuple[str, ...]) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 
 
 class CheckpointError(EmbodiedError):

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.errors import EmbodiedError
-from envs.scene import COLOR_NAMES, KINDS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState, suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.observation import PROPRIO_DIM
+from embodied.world.scene import COLOR_NAMES, KINDS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState, suggest
 from policies.lora import CheckpointError
 
-PROPRIO_DIM = 22
 PLACEHOLDERS = {"camera": "<img>", "pointcloud": "<obj>", "proprio": "<state>"}
 _PLACEHOLDER_RE = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS.values()) + ")")
 SEGMENT_RADIUS = {"block": 0.035, "bowl": 0.10}  # xy radius (m) of an object's point column: its own points,

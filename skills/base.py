@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from envs.errors import SkillError
-from envs.scene import SceneState
+from embodied.world.errors import SkillError
+from embodied.world.scene import SceneState
 from skills.robot import Robot
 
 

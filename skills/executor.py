@@ -44,7 +44,7 @@ from dataclasses import dataclass, fields
 from types import FrameType
 from typing import Any
 
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 
 logger = logging.getLogger(__name__)
 

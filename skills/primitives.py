@@ -12,8 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.scene import BLOCK_SIZE, BOWL_HEIGHT, BOWL_INNER_RADIUS, LOCATIONS, TABLE_Z, SceneState, in_reach
-from envs.symbolic import abstract, pick_failure, place_failure, target_kind
+from embodied.world.scene import (
+    BLOCK_SIZE,
+    BOWL_HEIGHT,
+    BOWL_INNER_RADIUS,
+    LOCATIONS,
+    TABLE_Z,
+    SceneState,
+    in_reach,
+)
+from embodied.world.symbolic import abstract, pick_failure, place_failure, target_kind
 from skills.base import Skill, SkillResult
 from skills.registry import register
 from skills.robot import Robot

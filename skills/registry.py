@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from envs.errors import SkillError
-from envs.scene import suggest
+from embodied.world.errors import SkillError
+from embodied.world.scene import suggest
 from skills.base import Skill, SkillCall
 
 _REGISTRY: dict[str, Skill] = {}

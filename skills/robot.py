@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from envs.scene import SceneState
+from embodied.world.scene import SceneState
 
 
 @runtime_checkable

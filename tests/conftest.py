@@ -7,8 +7,8 @@ import os
 import pytest
 
 import envs  # noqa: F401  (registers the environments)
+from embodied.world.tasks import SceneSpec, Task
 from envs.tabletop import TabletopEnv
-from envs.tasks import SceneSpec, Task
 
 
 @pytest.fixture(autouse=True)

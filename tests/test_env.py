@@ -8,8 +8,8 @@ import pybullet as p
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from embodied.world.scene import TABLE_Z, WORKSPACE_X, WORKSPACE_Y
 from envs import ENVS
-from envs.scene import TABLE_Z, WORKSPACE_X, WORKSPACE_Y
 from tests.conftest import make_task
 
 IDS = [spec["id"] for spec in ENVS]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 from skills.executor import (
     Budget,
     ExecResult,

@@ -19,7 +19,7 @@ from embodied.grounding import (
     make_success_detector,
     retreat,
 )
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 from envs.tabletop import TabletopEnv
 from policies.grounding import (
     DEFAULT_CHECKPOINTS,
@@ -144,7 +144,7 @@ def test_learned_affordance_on_a_real_scene(env128) -> None:
     env = _scene(env128)
     # a real skill stacks red on blue and green goes to a corner: blue is now covered (as a block to pick and
     # as a target). (An occupied *location* is no failure: the block lands on the occupant, whose base is the
-    # location, which is what `at` means in envs.symbolic.)
+    # location, which is what `at` means in embodied.world.symbolic.)
     assert execute_pick_and_place(env.robot, "red block", "blue block").success
     assert execute_pick_and_place(env.robot, "green block", "top left corner").success
     retreat(env.robot)

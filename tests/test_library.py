@@ -23,10 +23,10 @@ from embodied.library.store import LibraryError, Param, SkillRecord, SkillStore
 from embodied.library.transfer import export_library, import_library
 from embodied.planners.oracle import plan
 from embodied.planners.prompting import initial_state
+from embodied.world.predicates import goal_satisfied
+from embodied.world.scene import ObjectState, SceneState
+from embodied.world.symbolic import SymbolicState
 from envs.generator import generate
-from envs.predicates import goal_satisfied
-from envs.scene import ObjectState, SceneState
-from envs.symbolic import SymbolicState
 from skills import SkillCall
 from skills.executor import run_skill
 

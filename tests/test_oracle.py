@@ -1,4 +1,4 @@
-"""The symbolic oracle: plans that `envs.symbolic.apply` executes to the goal, and no shorter ones exist."""
+"""The symbolic oracle: plans that `embodied.world.symbolic.apply` executes to the goal, and no shorter ones exist."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from embodied.planners.oracle import OracleAgent, OraclePlanner, analyse, heuristic, plan
+from embodied.world.predicates import goal_satisfied
+from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, TABLE_Z, ObjectState, SceneState
+from embodied.world.symbolic import SymbolicState, apply
+from embodied.world.tasks import SceneSpec, Task
 from envs.generator import FAMILY_NAMES, generate
-from envs.predicates import goal_satisfied
-from envs.scene import COLOR_NAMES, LOCATION_NAMES, TABLE_Z, ObjectState, SceneState
-from envs.symbolic import SymbolicState, apply
-from envs.tasks import SceneSpec, Task
 from skills.base import SkillCall
 
 R, B, G, Y = "red block", "blue block", "green block", "yellow block"

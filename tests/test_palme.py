@@ -11,8 +11,8 @@ import torch
 from embodied.planners.palme import planning_prompt, question_prompt
 from embodied.planners.prompting import Step
 from embodied.train_palme import aux_targets, scene_questions
-from envs.errors import EmbodiedError
-from envs.scene import ObjectState, SceneState
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import ObjectState, SceneState
 from policies.lora import CheckpointError
 from policies.palme import (
     ENCODERS,
@@ -302,7 +302,7 @@ def test_eval_vqa_rejects_seeds_that_overlap_evaluation_and_missing_checkpoints(
     from embodied.cli import main
 
     assert main(["eval-vqa", "--seed", "9000"]) == 2
-    assert "held-out range" in capsys.readouterr().err
+    assert "leaves [700000, 1000000)" in capsys.readouterr().err
     assert main(["eval-vqa", "--seed", "6000000"]) == 2
     assert "training scenes" in " ".join(capsys.readouterr().err.split())
     assert main(["eval-vqa", "--checkpoint", str(tmp_path / "none"), "--scenes", "1"]) == 2

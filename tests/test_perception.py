@@ -19,9 +19,9 @@ from embodied.perception import (
     read_proprio,
     render_views,
 )
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import BLOCK_SIZE, COLORS, TABLE_Z, ObjectState, SceneState
 from envs.generator import generate
-from envs.scene import BLOCK_SIZE, COLORS, TABLE_Z, ObjectState, SceneState
 from skills import get_skill
 from tests.conftest import make_task
 

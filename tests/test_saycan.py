@@ -10,7 +10,6 @@ import torch
 
 from embodied.instructions import cannot_reason, mentioned_objects, scene_for
 from embodied.planners.prompting import (
-    EXAMPLE_SEED_BASE,
     Step,
     episode_text,
     example_bank,
@@ -19,9 +18,10 @@ from embodied.planners.prompting import (
     symbolic_plan_success,
 )
 from embodied.planners.saycan import candidate_calls
-from embodied.train_planner import TRAIN_SEED_BASE, reword, trajectory_examples
+from embodied.train_planner import reword, trajectory_examples
+from embodied.world.scene import ObjectState, SceneState
+from embodied.world.seeds import EXAMPLES, PLANNER_TRAIN
 from envs.generator import generate
-from envs.scene import ObjectState, SceneState
 from policies.lora import CheckpointError, LoRAConfig, apply_lora, load_adapter, save_adapter
 from skills import SkillCall
 
@@ -52,7 +52,7 @@ def test_prompt_format_and_feedback() -> None:
 
 def test_examples_are_generated_far_from_eval_seeds_and_retrieved_by_structure() -> None:
     bank = example_bank(per_family=2)
-    assert all(e.task.seed >= EXAMPLE_SEED_BASE for e in bank) and TRAIN_SEED_BASE > EXAMPLE_SEED_BASE
+    assert all(e.task.seed >= EXAMPLES.start for e in bank) and PLANNER_TRAIN.start > EXAMPLES.start
     assert all(symbolic_plan_success(e.task, e.plan) for e in bank)
     shots = retrieve("could you put the pink cube onto the cyan cube", bank, 2)
     assert shots[-1].task.family == "block_on_block"
@@ -75,12 +75,12 @@ def test_reading_instructions() -> None:
 
 def test_training_data_teaches_retries_and_wording() -> None:
     rng = random.Random(3)
-    pairs = trajectory_examples("stack_three", TRAIN_SEED_BASE + 5, rng, fail_p=1.0, reword_p=1.0)
+    pairs = trajectory_examples("stack_three", PLANNER_TRAIN.start + 5, rng, fail_p=1.0, reword_p=1.0)
     assert pairs[0][1].startswith(" pick up")
     assert any("(failed:" in p for p, _ in pairs)  # a failed step is followed by a target to retry
     assert reword("put the red block in the green bowl and the blue block on the yellow block", random.Random(0))
-    task = generate("block_in_bowl", TRAIN_SEED_BASE)
-    assert task.seed >= TRAIN_SEED_BASE
+    task = generate("block_in_bowl", PLANNER_TRAIN.start)
+    assert task.seed >= PLANNER_TRAIN.start
 
 
 def tiny_model():
@@ -135,7 +135,7 @@ def test_embedded_planner_solves_generated_tasks_symbolically() -> None:
     """The shipped adapter on the embedded model plans a few unseen tasks (ideal skills)."""
     from embodied.planners.prompting import initial_state
     from embodied.planners.saycan import SayCanPlanner
-    from envs.symbolic import apply
+    from embodied.world.symbolic import apply
 
     planner = SayCanPlanner(affordance=False)
     solved = 0

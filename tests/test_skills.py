@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from envs.errors import SkillError
-from envs.symbolic import abstract
+from embodied.world.errors import SkillError
+from embodied.world.symbolic import abstract
 from skills import Skill, SkillCall, call_text, get_skill, register
 from tests.conftest import make_task
 

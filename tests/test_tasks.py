@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import TaskError
+from embodied.world.errors import TaskError
+from embodied.world.predicates import goal_satisfied, validate_goal
+from embodied.world.scene import MAX_BLOCKS, MAX_BOWLS
+from embodied.world.symbolic import SymbolicState
+from embodied.world.tasks import SceneSpec, Task, default_max_steps, goal_blocks, load_tasks, save_tasks
 from envs.generator import FAMILY_NAMES, generate, generate_suite
-from envs.predicates import goal_satisfied, validate_goal
-from envs.scene import MAX_BLOCKS, MAX_BOWLS
-from envs.symbolic import SymbolicState
-from envs.tasks import SceneSpec, Task, default_max_steps, goal_blocks, load_tasks, save_tasks
 
 GOOD = {"id": "t1", "instruction": "put the red block in the green bowl",
         "scene": {"blocks": ["red", "blue"], "bowls": ["green"]},

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from embodied.library.store import Param
-from envs.predicates import goal_satisfied
-from envs.symbolic import SymbolicState, apply, target_kind
+from embodied.world.predicates import goal_satisfied
+from embodied.world.symbolic import SymbolicState, apply, target_kind
 from skills import SkillCall
 
 

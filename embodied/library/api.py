@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from envs.scene import LOCATION_NAMES, SceneState
-from envs.symbolic import SymbolicState, abstract, apply
+from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.symbolic import SymbolicState, abstract, apply
 from skills import SkillCall, SkillResult, get_skill
 from skills.executor import SkillAbort
 from skills.robot import Robot

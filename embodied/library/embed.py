@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 
 log = logging.getLogger(__name__)
 

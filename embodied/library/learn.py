@@ -24,14 +24,14 @@ from embodied.library.store import LibraryError, SkillRecord, SkillStore, now
 from embodied.library.verify import fresh_seeds, verify
 from embodied.planners.base import Planner
 from embodied.planners.prompting import initial_state
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
+from embodied.world.seeds import LEARN
 from envs.generator import generate
 from envs.tabletop import TabletopEnv
 from skills import SkillCall
 
 log = logging.getLogger(__name__)
 
-LEARN_SEED_BASE = 3_000_000  # learning tasks; evaluation sets stay below 1,000,000
 LEVELS: tuple[tuple[str, ...], ...] = (
     ("block_in_bowl", "block_on_block", "block_at_location"),
     ("stack_two", "all_in_bowl", "combo"),
@@ -134,7 +134,7 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, it])
         family, level = propose(history, rng, config)
-        seed = LEARN_SEED_BASE + config.seed * 100_000 + it
+        seed = LEARN.start + config.seed * 100_000 + it
         task = generate(family, seed)
         result = run_episode(env, task, planner)
         used = result.extra.get("library_skills", [])

@@ -13,7 +13,7 @@ from pathlib import Path
 from embodied.instructions import mentioned_objects
 from embodied.library.api import API_METHODS, DryRunAPI
 from embodied.library.store import SkillRecord, SkillStore
-from envs.scene import LOCATION_NAMES, SceneState
+from embodied.world.scene import LOCATION_NAMES, SceneState
 from skills import SkillCall
 from skills.executor import Budget, run_skill
 
@@ -140,7 +140,7 @@ def _named(instruction: str, state: SceneState) -> list[str]:
     bottom, then blue") that fit exactly one block and no bowl."""
     import re
 
-    from envs.scene import COLOR_NAMES
+    from embodied.world.scene import COLOR_NAMES
 
     out = [o for o in mentioned_objects(instruction) if o in state.objects]
     words = re.findall(r"[a-z]+", instruction.lower().replace("grey", "gray"))

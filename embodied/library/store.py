@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import EmbodiedError
-from envs.scene import suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import suggest
 
 log = logging.getLogger(__name__)
 

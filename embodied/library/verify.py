@@ -13,14 +13,14 @@ import numpy as np
 from embodied.library.abstraction import instantiate
 from embodied.library.api import API_METHODS, LiveAPI
 from embodied.library.store import SkillRecord
-from envs.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS
+from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS
+from embodied.world.seeds import VERIFY
+from embodied.world.tasks import SceneSpec, Task
 from envs.tabletop import TabletopEnv
-from envs.tasks import SceneSpec, Task
 from skills.executor import Budget, run_skill
 
 log = logging.getLogger(__name__)
 
-VERIFY_SEED_BASE = 4_000_000  # verification tables; evaluation sets stay below 1,000,000
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Verification:
 
 def fresh_seeds(record: SkillRecord, k: int) -> list[int]:
     """Seeds this skill has not been verified on: a per-name block, advanced by its attempts so far."""
-    base = VERIFY_SEED_BASE + (zlib.crc32(record.name.encode()) % 10_000) * 1_000
+    base = VERIFY.start + (zlib.crc32(record.name.encode()) % 10_000) * 1_000
     return [base + record.attempts + j for j in range(k)]
 
 

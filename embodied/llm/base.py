@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from envs.errors import EmbodiedError
+from embodied.world.errors import EmbodiedError
 
 if TYPE_CHECKING:
     import torch

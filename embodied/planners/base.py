@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from envs.scene import SceneState
-from envs.tasks import Task
+from embodied.world.scene import SceneState
+from embodied.world.tasks import Task
 from skills.base import SkillCall, SkillResult
 
 

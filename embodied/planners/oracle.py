@@ -1,7 +1,7 @@
 """The symbolic oracle: a shortest sequence of ``pick_and_place`` calls that makes a goal true.
 
-A* over the support relation of :mod:`envs.symbolic`, with moves checked by its own ``pick_failure`` /
-``place_failure`` so plans mean exactly what ``envs.symbolic.apply`` executes. The heuristic counts blocks
+A* over the support relation of :mod:`embodied.world.symbolic`, with moves checked by its own ``pick_failure`` /
+``place_failure`` so plans mean exactly what ``embodied.world.symbolic.apply`` executes. The heuristic counts blocks
 that must move at least once (a move relocates one block), so it is admissible and plans are optimal:
 
 * the subject of every false ``in`` / ``at`` / ``on`` (its base or support can only change if it moves),
@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from embodied.planners.base import Decision
-from envs.errors import EmbodiedError
-from envs.predicates import goal_satisfied, holds
-from envs.scene import LOCATION_NAMES, SceneState
-from envs.symbolic import SymbolicState, abstract, apply, pick_failure, place_failure
-from envs.tasks import Task
+from embodied.world.errors import EmbodiedError
+from embodied.world.predicates import goal_satisfied, holds
+from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.symbolic import SymbolicState, abstract, apply, pick_failure, place_failure
+from embodied.world.tasks import Task
 from skills import get_skill
 from skills.base import SkillCall, SkillResult
 
@@ -206,7 +206,7 @@ def _moves(state: SymbolicState, targets: list[str]) -> list[tuple[SkillCall, Sy
 
 def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAULT_MAX_NODES,
          first_ok: Callable[[SkillCall], bool] | None = None) -> list[SkillCall] | None:
-    """A shortest list of calls that makes ``goal`` true from ``state`` under ``envs.symbolic.apply``;
+    """A shortest list of calls that makes ``goal`` true from ``state`` under ``embodied.world.symbolic.apply``;
     ``[]`` when it already holds, ``None`` when it cannot be reached (or the search budget runs out).
 
     ``first_ok`` filters the first call by what the symbols cannot see (say, the physical room the hand

@@ -22,9 +22,9 @@ from embodied.llm.base import LanguageModel
 from embodied.planners.base import Decision, ScoredOption
 from embodied.planners.prompting import Step, feedback_text, option_text
 from embodied.planners.saycan import candidate_calls
-from envs.errors import EmbodiedError
-from envs.scene import SceneState
-from envs.tasks import Task
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import SceneState
+from embodied.world.tasks import Task
 from skills import SkillCall, SkillResult, call_text
 from skills.registry import skill_names
 

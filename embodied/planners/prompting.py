@@ -11,13 +11,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES
+from embodied.world.seeds import EXAMPLES
+from embodied.world.symbolic import SymbolicState, apply
+from embodied.world.tasks import Task
 from envs.generator import FAMILY_NAMES, generate
-from envs.scene import COLOR_NAMES, LOCATION_NAMES
-from envs.symbolic import SymbolicState, apply
-from envs.tasks import Task
 from skills import SkillCall, call_text
 
-EXAMPLE_SEED_BASE = 1_000_000  # few-shot examples use seeds from here on; keep evaluation seeds below it
 HEADER = ("A robot arm at a table moves blocks, one step at a time, to do what a person asks. "
           "After each step it notes whether the step worked, and it says done when the request is complete.")
 
@@ -110,7 +110,7 @@ def initial_state(task: Task) -> SymbolicState:
 
 
 @functools.lru_cache(maxsize=4)
-def example_bank(per_family: int = 12, seed: int = EXAMPLE_SEED_BASE) -> tuple[Example, ...]:
+def example_bank(per_family: int = 12, seed: int = EXAMPLES.start) -> tuple[Example, ...]:
     """Generated, oracle-solved examples: ``per_family`` of every family, from seeds >= ``seed``."""
     from embodied.planners.oracle import plan
 
@@ -143,7 +143,7 @@ def retrieve(instruction: str, bank: Sequence[Example], k: int) -> list[Example]
 
 def symbolic_plan_success(task: Task, calls: Sequence[SkillCall]) -> bool:
     """Planning success: the chosen calls, executed by ideal skills from the start state, reach the goal."""
-    from envs.predicates import goal_satisfied
+    from embodied.world.predicates import goal_satisfied
 
     state = initial_state(task)
     for call in calls:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from envs.errors import EmbodiedError
-from envs.scene import suggest
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import suggest
 
 PLANNERS: dict[str, str] = {
     "oracle": "embodied.planners.oracle:OracleAgent",

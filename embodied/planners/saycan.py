@@ -23,9 +23,9 @@ from embodied.planners.prompting import (
     plan_segments,
     retrieve,
 )
-from envs.errors import EmbodiedError
-from envs.scene import LOCATION_NAMES, SceneState
-from envs.tasks import Task
+from embodied.world.errors import EmbodiedError
+from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.tasks import Task
 from skills import SkillCall, SkillResult, get_skill
 from skills.registry import skill_names
 

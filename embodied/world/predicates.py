@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from envs.errors import PredicateError, UnknownObjectError
-from envs.scene import LOCATION_NAMES, LOCATIONS, parse_object_name, suggest
-from envs.symbolic import SymbolicState
+from embodied.world.errors import PredicateError, UnknownObjectError
+from embodied.world.scene import LOCATION_NAMES, LOCATIONS, parse_object_name, suggest
+from embodied.world.symbolic import SymbolicState
 
 PREDICATES: dict[str, str] = {
     "in": "block, bowl",

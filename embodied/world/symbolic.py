@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.scene import (
+from embodied.world.scene import (
     BLOCK_SIZE,
     BOWL_HEIGHT,
     BOWL_INNER_RADIUS,

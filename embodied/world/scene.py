@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from envs.errors import UnknownObjectError
+from embodied.world.errors import UnknownObjectError
 
 # Named colours (RGBA). Every block and bowl is "<colour> block" / "<colour> bowl".
 COLORS: dict[str, tuple[float, float, float, float]] = {

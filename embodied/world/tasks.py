@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.errors import PredicateError, TaskError, UnknownObjectError
-from envs.predicates import validate_goal
-from envs.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name, suggest
+from embodied.world.errors import PredicateError, TaskError, UnknownObjectError
+from embodied.world.predicates import validate_goal
+from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name, suggest
 
 TASK_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal", "seed", "max_steps", "family")
 REQUIRED_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal")
