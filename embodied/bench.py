@@ -100,7 +100,7 @@ def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | N
     detection precision/recall and position error on scenes from seeds 100,000+ (tuning used 0-99)."""
     from embodied.grounding import grounding_metrics
     from embodied.perception import benchmark_detection
-    from embodied.train_grounding import CACHE, CollectConfig, collect
+    from embodied.training.grounding import CACHE, CollectConfig, collect
 
     cfg = CollectConfig()
     path = (cache or CACHE) / f"heldout_{scenes}x{cfg.calls_per_scene}.npz"

@@ -158,7 +158,7 @@ def _add_planner_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _sensing(args: argparse.Namespace, env: Any) -> Any:
-    from embodied.sensing import Sensing, SensingConfig
+    from embodied.runtime.sensing import Sensing, SensingConfig
 
     return Sensing(env, SensingConfig(state=args.state, affordance=args.affordance, success=args.success))
 
@@ -184,8 +184,8 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
 
 # ---------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    from embodied.episode import VideoRecorder, run_episode, write_run
-    from embodied.sensing import SensingConfig
+    from embodied.runtime.episode import VideoRecorder, run_episode, write_run
+    from embodied.runtime.sensing import SensingConfig
     from envs.tabletop import TabletopEnv
 
     SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
@@ -222,8 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from embodied.evaluate import evaluate
-    from embodied.sensing import SensingConfig
+    from embodied.runtime.evaluate import evaluate
+    from embodied.runtime.sensing import SensingConfig
     from embodied.world.tasks import load_tasks
     from envs.tabletop import TabletopEnv
 
@@ -282,7 +282,7 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     import torch
 
     from embodied.planners.palme import DEFAULT_CHECKPOINT, modality_flags
-    from embodied.train_palme import eval_vqa
+    from embodied.training.palme import eval_vqa
     from embodied.world.seeds import VQA_HELDOUT
 
     try:
@@ -304,7 +304,7 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from embodied.train_planner import DEFAULT_ADAPTER, TrainConfig, train
+    from embodied.training.planner import DEFAULT_ADAPTER, TrainConfig, train
 
     try:
         config = TrainConfig(episodes=args.episodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -325,8 +325,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from embodied.library.learn import LearnConfig, curve, learn
     from embodied.library.store import SkillStore, default_library_path
+    from embodied.runtime.learn import LearnConfig, curve, learn
     from envs.tabletop import TabletopEnv
 
     config = LearnConfig(iterations=args.iterations, seed=args.seed, run=args.run, verify_seeds=args.verify_seeds)
@@ -418,7 +418,7 @@ def _skills_search(store: Any, args: argparse.Namespace) -> int:
 
 
 def _skills_verify(store: Any, args: argparse.Namespace) -> int:
-    from embodied.library.verify import fresh_seeds, verify
+    from embodied.runtime.verify import fresh_seeds, verify
     from envs.tabletop import TabletopEnv
 
     record = store.get(_need(args.name, "verify"))

@@ -225,10 +225,10 @@ def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict
 
 def grounding_metrics(dataset: Path | str, affordance: Path | str | None = None,
                       success_detector: Path | str | None = None) -> dict[str, Any]:
-    """Held-out quality of grounding on a collected dataset (``embodied.train_grounding.collect``): the
+    """Held-out quality of grounding on a collected dataset (``embodied.training.grounding.collect``): the
     analytic vs learned affordance against the environment's outcome (F1, AUROC, precision, recall) and the
     learned success detector vs the skill's self-report; also per hard-case subset (accuracy)."""
-    from embodied.train_grounding import dataset_inputs, load_dataset
+    from embodied.training.grounding import dataset_inputs, load_dataset
     from policies.grounding import DEFAULT_CHECKPOINTS, load_checkpoint
 
     data = load_dataset(Path(dataset))

@@ -310,7 +310,7 @@ def load_checkpoint(folder: Path, expect_type: str | None = None) -> CropNet:
     for path in (cfg_path, weights):
         if not path.is_file():
             raise CheckpointError(f"missing checkpoint file {path} (a grounding checkpoint folder holds config.json "
-                                  "and model.safetensors; train one with `python -m embodied.train_grounding`)")
+                                  "and model.safetensors; train one with `python -m embodied.training.grounding`)")
     try:
         raw = json.loads(cfg_path.read_text())
         type_ = raw.pop("type")

@@ -384,7 +384,7 @@ class PalmEEncoders(nn.Module):
         cfg_path, weights = folder / CONFIG, folder / WEIGHTS
         if not cfg_path.exists() or not weights.exists():
             raise CheckpointError(f"no PaLM-E encoders in {folder}: expected {CONFIG} and {WEIGHTS} "
-                                  "(train them with `python -m embodied.train_palme train`)")
+                                  "(train them with `python -m embodied.training.palme train`)")
         try:
             config = PalmEConfig(**json.loads(cfg_path.read_text()))
         except (json.JSONDecodeError, TypeError, EmbodiedError) as e:

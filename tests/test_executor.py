@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from embodied.world.errors import EmbodiedError
-from skills.executor import (
+from embodied.library.executor import (
     Budget,
     ExecResult,
     SkillAbort,
@@ -19,6 +18,7 @@ from skills.executor import (
     check_source,
     run_skill,
 )
+from embodied.world.errors import EmbodiedError
 
 METHODS = ("pick_and_place", "on", "blocks")
 
@@ -314,7 +314,7 @@ def test_nested_comprehension_growth_hits_a_budget() -> None:
 
 def test_runtime_builtins_are_only_the_allowed_ones() -> None:
     # Defence in depth: even names that slipped past the checker would not resolve at run time.
-    from skills.executor import SAFE_BUILTINS, _Guards
+    from embodied.library.executor import SAFE_BUILTINS, _Guards
 
     table = _Guards(Budget()).builtins()
     assert set(table) == set(SAFE_BUILTINS)
@@ -348,7 +348,7 @@ def test_time_budget_is_checked_around_api_calls() -> None:
 
 
 def test_print_goes_to_the_log_and_underscore_alone_is_a_name(caplog, capsys) -> None:
-    caplog.set_level(logging.DEBUG, logger="skills.executor")
+    caplog.set_level(logging.DEBUG, logger="embodied.library.executor")
     result = run(skill('n = 0\nfor _ in range(3):\n    n += 1\nprint("stacked", n)\nreturn n'))
     assert result.success and result.value == 3
     assert "skill print: stacked 3" in caplog.text

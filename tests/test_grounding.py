@@ -197,7 +197,7 @@ def test_force_false_keeps_the_refusal(env128) -> None:
 @pytest.mark.slow
 def test_collect_train_evaluate_end_to_end(tmp_path) -> None:
     from embodied.grounding import grounding_metrics
-    from embodied.train_grounding import CollectConfig, collect, load_dataset, train
+    from embodied.training.grounding import CollectConfig, collect, load_dataset, train
 
     cfg = CollectConfig(calls_per_scene=2)
     a = load_dataset(collect([3, 4], tmp_path / "a.npz", cfg))

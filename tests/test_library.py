@@ -18,6 +18,7 @@ import pytest
 from embodied.cli import main
 from embodied.library.abstraction import abstract_plan
 from embodied.library.api import API_METHODS, DryRunAPI
+from embodied.library.executor import run_skill
 from embodied.library.retrieval import bindings
 from embodied.library.store import LibraryError, Param, SkillRecord, SkillStore
 from embodied.library.transfer import export_library, import_library
@@ -28,7 +29,6 @@ from embodied.world.scene import ObjectState, SceneState
 from embodied.world.symbolic import SymbolicState
 from envs.generator import generate
 from skills import SkillCall
-from skills.executor import run_skill
 
 
 def _draft(family: str, seed: int):
@@ -286,9 +286,9 @@ def test_kill_9_during_learn_loses_nothing_committed(tmp_path):
 
 @pytest.mark.slow
 def test_saycan_runs_a_retrieved_skill_in_one_model_call(tmp_path):
-    from embodied.episode import run_episode
     from embodied.library.embed import default_embedder
     from embodied.planners.saycan import SayCanConfig, SayCanPlanner
+    from embodied.runtime.episode import run_episode
     from envs.tabletop import TabletopEnv
 
     source, draft = _draft("ordered_tower", 7)  # a 4-block tower, bottom first

@@ -10,7 +10,7 @@ import torch
 
 from embodied.planners.palme import planning_prompt, question_prompt
 from embodied.planners.prompting import Step
-from embodied.train_palme import aux_targets, scene_questions
+from embodied.training.palme import aux_targets, scene_questions
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import ObjectState, SceneState
 from policies.lora import CheckpointError
@@ -203,7 +203,7 @@ def _fake_cache(path: Path, scenes: list[dict], examples: list[dict]) -> Path:
 
 
 def test_data_caches_merge_with_shifted_observations_and_sampling_balances_answers(tmp_path):
-    from embodied.train_palme import TrainConfig, _Sampler, merge_data
+    from embodied.training.palme import TrainConfig, _Sampler, merge_data
 
     full = {"names": ["red block", "green bowl", "blue bowl", "pink bowl"], "support": {"red block": "green bowl"}}
     empty = {"names": ["red block", "green bowl", "blue bowl"], "support": {"red block": "table"}}
@@ -281,7 +281,7 @@ def test_drop_flag_parses_modalities_and_rejects_unknown_ones(capsys):
 
 def test_finetuned_checkpoint_carries_its_adapter(tmp_path):
     """The fine-tuned variant saves the LM adapter beside the encoders and loads it back exactly."""
-    from embodied.train_palme import _adapter_config
+    from embodied.training.palme import _adapter_config
     from policies.lora import LoRAConfig, adapter_state, apply_lora, load_adapter, save_adapter
 
     model = torch.nn.Sequential()
@@ -326,7 +326,7 @@ def test_shipped_checkpoint_fits_its_config_and_the_size_limit():
 def test_data_train_and_vqa_round_trip_with_the_adapter(tmp_path):
     """Two oracle episodes -> two fine-tuning steps (encoders and LoRA both move) -> a checkpoint the planner
     and eval-vqa load with its own adapter."""
-    from embodied.train_palme import DataConfig, TrainConfig, collect, eval_vqa, load_lm_for, train
+    from embodied.training.palme import DataConfig, TrainConfig, collect, eval_vqa, load_lm_for, train
     from policies.lora import adapter_state
 
     data = tmp_path / "d.npz"
@@ -374,7 +374,7 @@ def test_a_relation_token_of_its_own_starts_as_empty_and_growing_keeps_the_name_
 
 
 def test_train_cli_rejects_bad_options_with_a_clear_line(capsys):
-    from embodied.train_palme import main
+    from embodied.training.palme import main
 
     assert main(["train", "--modality-dropout", "1.5"]) == 2
     assert "modality_dropout" in capsys.readouterr().err

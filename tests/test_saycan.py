@@ -18,7 +18,7 @@ from embodied.planners.prompting import (
     symbolic_plan_success,
 )
 from embodied.planners.saycan import candidate_calls
-from embodied.train_planner import reword, trajectory_examples
+from embodied.training.planner import reword, trajectory_examples
 from embodied.world.scene import ObjectState, SceneState
 from embodied.world.seeds import EXAMPLES, PLANNER_TRAIN
 from envs.generator import generate

@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from embodied.library.executor import SkillAbort
 from embodied.world.scene import LOCATION_NAMES, SceneState
 from embodied.world.symbolic import SymbolicState, abstract, apply
 from skills import SkillCall, SkillResult, get_skill
-from skills.executor import SkillAbort
 from skills.robot import Robot
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from embodied.instructions import mentioned_objects
 from embodied.library.api import API_METHODS, DryRunAPI
+from embodied.library.executor import Budget, run_skill
 from embodied.library.store import SkillRecord, SkillStore
 from embodied.world.scene import LOCATION_NAMES, SceneState
 from skills import SkillCall
-from skills.executor import Budget, run_skill
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS skills (
     name TEXT PRIMARY KEY,
     description TEXT NOT NULL,
     params TEXT NOT NULL,          -- JSON [{"name": ..., "kind": "block" | "bowl" | "location"}]
-    code TEXT NOT NULL,            -- the source of one Python function (see skills.executor)
+    code TEXT NOT NULL,            -- the source of one Python function (see embodied.library.executor)
     postcondition TEXT NOT NULL,   -- JSON goal over parameter names; [] when unknown
     provenance TEXT NOT NULL,      -- JSON: task, instruction, family, episode, model, ...
     version INTEGER NOT NULL,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from embodied.library.api import API_METHODS
+from embodied.library.executor import SkillCodeError, check_source
 from embodied.library.store import NAME_RE, LibraryError, SkillRecord, SkillStore, parse_params
-from skills.executor import SkillCodeError, check_source
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ class PalmEPlanner:
     def __init__(self, config: PalmEPlannerConfig | None = None, lm: LanguageModel | None = None,
                  **overrides: Any) -> None:
         from embodied.grounding import make_affordance
-        from embodied.train_palme import load_lm_for
+        from embodied.training.palme import load_lm_for
         from policies.palme import MultimodalPrefix, PalmEEncoders
 
         self.config = config or PalmEPlannerConfig(**overrides)
@@ -140,7 +140,7 @@ class PalmEPlanner:
             raise EmbodiedError("PalmEPlanner.step called before reset(task)")
         if obs is None:
             raise EmbodiedError("the palme planner reads sensors: step(state, obs) needs obs (rgb, points, proprio); "
-                                "run episodes with sensing (embodied.sensing.Sensing)")
+                                "run episodes with sensing (embodied.runtime.sensing.Sensing)")
         if not self.history:
             reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
             if reason is not None:

@@ -93,8 +93,8 @@ class SayCanPlanner:
         self.affordances = make_affordance(self.config.affordance_model)
 
     def _load_adapter(self) -> str | None:
-        """Fine-tuned next-step choice (see embodied.train_planner); only for the model it was trained on."""
-        from embodied.train_planner import DEFAULT_ADAPTER
+        """Fine-tuned next-step choice (see embodied.training.planner); only for the model it was trained on."""
+        from embodied.training.planner import DEFAULT_ADAPTER
         from policies.lora import load_adapter
 
         spec = self.config.adapter

@@ -30,7 +30,7 @@ from skills import SkillCall
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parent.parent / "policies" / "planner_lora"
+DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "policies" / "planner_lora"
 FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
 _WORD_SWAPS = {

@@ -1,4 +1,4 @@
-"""`python -m embodied.train_palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
+"""`python -m embodied.training.palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
 
 **data** runs generated tasks (seeds from ``PALME_TRAIN``, disjoint from evaluation seeds < 1e6 and the
 other training ranges 1e6-5e6) with the oracle and real physics: after every reset and executed step the hand
@@ -244,7 +244,7 @@ def collect(config: DataConfig, out: Path) -> dict[str, Any]:
 
 def load_data(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if not Path(path).exists():
-        raise EmbodiedError(f"no PaLM-E data at {path}: make it with `python -m embodied.train_palme data`")
+        raise EmbodiedError(f"no PaLM-E data at {path}: make it with `python -m embodied.training.palme data`")
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files if k != "meta"}
         meta = json.loads(str(z["meta"]))
@@ -262,7 +262,7 @@ class TrainConfig:
     warmup: int = 20
     aux_weight: float = 0.3  # weight of the auxiliary relation loss on the point trunk
     modality_dropout: float = 0.1  # chance to drop the camera / proprio tokens from a prompt (robust ablations)
-    reword_p: float = 0.4  # chance to reword a planning instruction (embodied.train_planner.reword)
+    reword_p: float = 0.4  # chance to reword a planning instruction (embodied.training.planner.reword)
     pack: int = 3  # questions per question sequence (same scene): more targets per LM pass
     questions: float = 0.5  # share of each batch that are question sequences (the rest: planning targets)
     contrast: float = 0.5  # share of on/empty question sequences that pair objects answering both ways
@@ -291,7 +291,7 @@ class TrainConfig:
 def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
     """The LM with the planner LoRA loaded (for the embedded model), every parameter frozen."""
     from embodied.llm.base import load_language_model
-    from embodied.train_planner import DEFAULT_ADAPTER
+    from embodied.training.planner import DEFAULT_ADAPTER
     from policies.lora import load_adapter
 
     lm = load_language_model(llm)
@@ -364,7 +364,7 @@ class _Sampler:
         raise EmbodiedError(f"no scene in the data has a {qtype!r} question")
 
     def draw(self, kind: str) -> tuple[str, list[tuple[str, bool]], int, dict[str, bool], str]:
-        from embodied.train_planner import reword
+        from embodied.training.planner import reword
 
         rng, flags = self.rng, self.flags()
         if kind == "plan":
@@ -628,7 +628,7 @@ def eval_vqa(n_scenes: int = 40, seed: int = VQA_HELDOUT.start, checkpoint: Path
 
 # --------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m embodied.train_palme", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m embodied.training.palme", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="run oracle episodes in the simulator and cache encoder inputs")
     d.add_argument("--episodes", type=int, default=DataConfig.episodes)

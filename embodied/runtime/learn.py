@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from embodied.episode import run_episode
 from embodied.library.abstraction import abstract_plan
 from embodied.library.embed import default_embedder
 from embodied.library.store import LibraryError, SkillRecord, SkillStore, now
-from embodied.library.verify import fresh_seeds, verify
 from embodied.planners.base import Planner
 from embodied.planners.prompting import initial_state
+from embodied.runtime.episode import run_episode
+from embodied.runtime.verify import fresh_seeds, verify
 from embodied.world.errors import EmbodiedError
 from embodied.world.seeds import LEARN
 from envs.generator import generate

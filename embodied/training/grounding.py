@@ -26,7 +26,7 @@ Per scene (seed ``s``; ``numpy.random.default_rng([s, 1])`` draws everything bel
 Seeds 0.. are for training (the last ``val_fraction`` of scenes validate), seeds from ``GROUNDING_HELDOUT``
 for held-out evaluation. Training: binary cross-entropy, AdamW with cosine decay, left-right mirror and
 +-1-cell crop shifts as augmentation; the epoch with the best validation F1 is kept and the decision
-threshold is set on validation. ``python -m embodied.train_grounding all`` reproduces the shipped checkpoints.
+threshold is set on validation. ``python -m embodied.training.grounding all`` reproduces the shipped checkpoints.
 """
 
 from __future__ import annotations
@@ -341,7 +341,7 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no grounding dataset at {path}; collect one with "
-                                "`python -m embodied.train_grounding collect`")
+                                "`python -m embodied.training.grounding collect`")
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
@@ -510,7 +510,7 @@ def evaluate_heldout(data_path: Path, affordance: Path | None = None, success_de
     return metrics
 
 
-REPRODUCE = "python -m embodied.train_grounding all"
+REPRODUCE = "python -m embodied.training.grounding all"
 _TITLES = {"affordance": ("Learned affordance", "p(pick_and_place succeeds | observation before, call)",
                           "analytic", "the skill's pre-check (`Skill.affordance`)"),
            "success_detector": ("Learned success detector", "p(the call succeeded | observations before and after, call)",
@@ -526,7 +526,7 @@ def write_readme(folder: Path, type_: str, command: str = REPRODUCE) -> Path:
     lines = [f"# {title}", "", f"{what}: a tiny CNN over 1 cm top-down heightmap crops (from `obs['points']`) around the",
              "block and the target plus an MLP over positions and proprioception (`policies/grounding.py`).",
              f"Trained on {metrics['n_train']} simulated `pick_and_place` executions ({metrics['n_val']} more validate), "
-             "labelled by the environment's outcome", "(see `embodied/train_grounding.py`).", "",
+             "labelled by the environment's outcome", "(see `embodied/training/grounding.py`).", "",
              "Reproduce (collects both datasets, trains both models, evaluates on held-out seeds >= 500000):", "",
              "```", command, "```", "",
              f"Config: `config.json` (threshold {cfg['threshold']} chosen on validation); weights: `model.safetensors` "
@@ -546,7 +546,7 @@ def write_readme(folder: Path, type_: str, command: str = REPRODUCE) -> Path:
 
 # --------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m embodied.train_grounding", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m embodied.training.grounding", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["collect", "train", "evaluate", "all"])
     ap.add_argument("--train-scenes", type=int, default=240, help="training scenes (seeds 0..N-1)")
     ap.add_argument("--heldout-scenes", type=int, default=70, help=f"held-out scenes (seeds {GROUNDING_HELDOUT.start}..)")

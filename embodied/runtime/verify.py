@@ -12,12 +12,12 @@ import numpy as np
 
 from embodied.library.abstraction import instantiate
 from embodied.library.api import API_METHODS, LiveAPI
+from embodied.library.executor import Budget, run_skill
 from embodied.library.store import SkillRecord
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS
 from embodied.world.seeds import VERIFY
 from embodied.world.tasks import SceneSpec, Task
 from envs.tabletop import TabletopEnv
-from skills.executor import Budget, run_skill
 
 log = logging.getLogger(__name__)
 

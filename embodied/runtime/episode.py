@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from embodied.planners.base import Decision, Planner
-from embodied.sensing import Sensing
+from embodied.runtime.sensing import Sensing
 from embodied.world.scene import TABLE_Z, SceneState
 from embodied.world.tasks import Task
 from envs.tabletop import TabletopEnv
@@ -189,7 +189,7 @@ def _run_library_skill(env: TabletopEnv, decision: Decision, planner: Planner, r
     """Run a library skill's code in the restricted executor; each primitive it calls is recorded as a step
     and fed back to the planner. True when the skill finished without a failure."""
     from embodied.library.api import API_METHODS, LiveAPI, SubStep
-    from skills.executor import Budget, run_skill
+    from embodied.library.executor import Budget, run_skill
 
     inst = decision.skill
     n_before = len(result.steps)

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from embodied.episode import EpisodeResult, run_episode
 from embodied.planners.base import Planner
-from embodied.sensing import Sensing
+from embodied.runtime.episode import EpisodeResult, run_episode
+from embodied.runtime.sensing import Sensing
 from embodied.world.tasks import Task
 from envs.tabletop import TabletopEnv
 
