@@ -5,20 +5,36 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pybullet as p
 
-from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS
+from embodied.world.scene import (
+    BLOCK_SIZE,
+    BOWL_HEIGHT,
+    COLOR_NAMES,
+    MAX_BLOCKS,
+    MAX_BOWLS,
+    TABLE_Z,
+    WORKSPACE_X,
+    WORKSPACE_Y,
+    SceneState,
+)
 from embodied.world.seeds import DETECTION_HELDOUT, GROUNDING_HELDOUT
 from embodied.world.tasks import SceneSpec, Task
-from envs.sim import DT
+from envs.sim import DT, World
 from envs.tabletop import TabletopEnv
 from skills import SkillCall, get_skill
+from skills.pick import Pick
+from skills.pick_and_place import PickAndPlace
+
+if TYPE_CHECKING:
+    from embodied.perception import PerceptionConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +57,13 @@ def bench_sim(physics_steps: int = 4000, frames: int = 60, picks: int = 6, image
     env = TabletopEnv(image_size=(image_size, image_size), renderer=renderer)
     task = full_scene_task(seed)
     env.reset(seed=seed, options={"task": task})
-    client = env.world.client
-    for _ in range(600):  # let the freshly laid-out scene come to rest (Bullet puts it to sleep after ~2 s)
-        p.stepSimulation(physicsClientId=client)
+    env.world.step_bare(600)  # let the freshly laid-out scene come to rest (Bullet puts it to sleep after ~2 s)
     t = time.perf_counter()
-    for _ in range(physics_steps):
-        p.stepSimulation(physicsClientId=client)
+    env.world.step_bare(physics_steps)
     physics_s = time.perf_counter() - t
-    # worst case: nothing allowed to sleep (every contact solved every step)
-    for body in env.world.bodies.values():
-        p.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_DISABLE_SLEEPING, physicsClientId=client)
+    env.world.set_sleeping(False)  # worst case: nothing allowed to sleep (every contact solved every step)
     t = time.perf_counter()
-    for _ in range(physics_steps // 4):
-        p.stepSimulation(physicsClientId=client)
+    env.world.step_bare(physics_steps // 4)
     awake_steps_per_s = (physics_steps // 4) / (time.perf_counter() - t)
     t = time.perf_counter()
     for _ in range(frames):
@@ -66,11 +76,11 @@ def bench_sim(physics_steps: int = 4000, frames: int = 60, picks: int = 6, image
     # pick-and-place: move blocks into bowls and back onto the table's named locations
     env.reset(seed=seed, options={"task": task})
     state = env.scene_state()
-    skill = get_skill("pick_and_place")
+    skill = get_skill(PickAndPlace.name)
     targets = state.bowls + ["middle", "top left corner"]
     times, successes, steps = [], 0, 0
     for i, block in enumerate(state.blocks[:picks]):
-        call = SkillCall("pick_and_place", {"block": block, "target": targets[i % len(targets)]})
+        call = SkillCall(PickAndPlace.name, {"block": block, "target": targets[i % len(targets)]})
         t = time.perf_counter()
         res = skill.execute(env.robot, skill.params(call.args))
         times.append(time.perf_counter() - t)
@@ -99,7 +109,6 @@ def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | N
     self-report on skill executions from seeds 500,000+ (collected once, then cached), and perception's
     detection precision/recall and position error on scenes from seeds 100,000+ (tuning used 0-99)."""
     from embodied.grounding import grounding_metrics
-    from embodied.perception import benchmark_detection
     from embodied.training.grounding import CACHE, CollectConfig, collect
 
     cfg = CollectConfig()
@@ -120,3 +129,184 @@ def bench_grounding(scenes: int = 70, detection_seeds: int = 60, cache: Path | N
             **{k: d[k] for k in pick if k in d}, "detection_by_case": d.get("by_case"),
             "grounding_samples": g["n"], "grounding_seeds": f"{GROUNDING_HELDOUT.start}+ ({scenes} scenes)",
             "detection_seeds": f"100000-{100000 + detection_seeds - 1}"}
+
+
+# ------------------------------------------------------------------------------ perception: detection
+MATCH_DISTANCE = 0.03  # a perceived object farther than this from the true one is a false positive
+
+
+def _yaw_error(a: float, b: float) -> float:
+    """Difference of two cube yaws modulo the cube's 90-degree symmetry (radians, >= 0)."""
+    return abs((a - b + math.pi / 4) % (math.pi / 2) - math.pi / 4)
+
+
+def detection_metrics(perceived: SceneState, truth: SceneState) -> dict[str, Any]:
+    """Match by name: true positives (within 3 cm), false positives, misses, per-object errors (m, rad) and
+    offsets (perceived - true, m), and whether ``held`` agrees."""
+    errors: dict[str, float] = {}
+    yaw_errors: dict[str, float] = {}
+    offsets: dict[str, tuple[float, ...]] = {}
+    tp, fp, missed = [], [], []
+    for name, obj in perceived.objects.items():
+        true = truth.objects.get(name)
+        if true is None:
+            fp.append(name)
+            continue
+        offset = np.asarray(obj.position) - np.asarray(true.position)
+        offsets[name] = tuple(float(v) for v in offset)
+        err = float(np.linalg.norm(offset))
+        errors[name] = err
+        if err > MATCH_DISTANCE:
+            fp.append(name)
+            continue
+        tp.append(name)
+        if obj.kind == "block":
+            yaw_errors[name] = _yaw_error(obj.yaw, true.yaw)
+    missed = [n for n in truth.objects if n not in tp]
+    return {"true_positives": tp, "false_positives": fp, "misses": missed, "position_error": errors,
+            "offset": offsets, "yaw_error": yaw_errors, "held_correct": perceived.held == truth.held}
+
+
+OCCLUDED_FRACTION = 0.2  # an object is "occluded" when the arm hides at least this share of its top surface
+
+
+def _cases(world: World, truth: SceneState, camera_eye: Sequence[float]) -> dict[str, list[str]]:
+    """Tag every true object with its hard cases: held, stacked (something on it), in_bowl, occluded; else
+    isolated. Occluded: at least ``OCCLUDED_FRACTION`` of samples on its top surface (a block's top face, a
+    bowl's rim and floor) have their line of sight to the top-down camera blocked by the robot (ray test)."""
+    from embodied.world.symbolic import abstract
+
+    sym = abstract(truth)
+    out: dict[str, list[str]] = {}
+    for name, obj in truth.objects.items():
+        tags = []
+        if truth.held == name:
+            tags.append("held")
+        if obj.kind == "block" and sym.on_top_of(name):
+            tags.append("stacked")
+        if obj.kind == "block" and truth.held != name and sym.base(name) in truth.objects:
+            tags.append("in_bowl")
+        if world.arm_occlusion(name, camera_eye) >= OCCLUDED_FRACTION:
+            tags.append("occluded")
+        out[name] = tags or ["isolated"]
+    return out
+
+
+def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = None,
+                        return_rows: bool = False) -> dict[str, Any]:
+    """Detection quality and speed on scenes built from ``seeds`` with real skills (stacks, blocks in bowls,
+    the arm parked over the workspace, a held block); perception keeps memory across one scene's steps."""
+    from embodied.perception import PerceptionConfig, perceive_robot
+    from embodied.world.symbolic import abstract
+    from envs.generator import FAMILY_NAMES, generate
+
+    config = config or PerceptionConfig()
+    top_eye = np.array([0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y), TABLE_Z + 0.85])
+    env = TabletopEnv(image_size=(16, 16))
+    robot = env.robot
+    pick_and_place, pick = get_skill(PickAndPlace.name), get_skill(Pick.name)
+    rows: list[dict[str, Any]] = []
+    times: list[float] = []
+    precision_counts = {"tp": 0, "fp": 0}
+    held_right = held_total = 0
+
+    def record(stage: str, state_prev: SceneState | None) -> SceneState:
+        nonlocal held_right, held_total
+        t0 = time.perf_counter()
+        seen = perceive_robot(env.robot, env.robot, config, state_prev)
+        times.append(time.perf_counter() - t0)
+        truth = env.world.scene_state()
+        m = detection_metrics(seen, truth)
+        precision_counts["tp"] += len(m["true_positives"])
+        precision_counts["fp"] += len(m["false_positives"])
+        held_total += 1
+        held_right += int(m["held_correct"])
+        for name, tags in _cases(env.world, truth, top_eye).items():
+            rows.append({"stage": stage, "name": name, "cases": tags, "found": name in m["true_positives"],
+                         "error": m["position_error"].get(name), "offset": m["offset"].get(name),
+                         "kind": truth.objects[name].kind, "yaw_error": m["yaw_error"].get(name)})
+        if m["misses"] or m["false_positives"]:
+            log.info("seed %s %s: missed %s, false %s", seed, stage, m["misses"], m["false_positives"])
+        return seen
+
+    for seed in seeds:
+        rng = np.random.default_rng(seed + 1_000_003)
+        task = generate(FAMILY_NAMES[seed % len(FAMILY_NAMES)], seed)
+        env.reset(seed=seed, options={"task": task})
+        prev = record("initial", None)
+        blocks = [n for n in env.world.bodies if env.world.kinds[n] == "block"]
+        bowls = [n for n in env.world.bodies if env.world.kinds[n] == "bowl"]
+        order = [blocks[i] for i in rng.permutation(len(blocks))]
+        calls: list[tuple[str, str]] = []
+        if len(order) >= 2:
+            calls.append((order[0], order[1]))
+            if len(order) >= 3 and rng.random() < 0.6:
+                calls.append((order[2], order[0]))
+        free = order[len(calls) + 1:] if calls else order
+        if bowls and free:
+            same = [b for b in bowls if b.split()[0] == free[0].split()[0]]
+            bowl = same[0] if same and rng.random() < 0.7 else bowls[int(rng.integers(len(bowls)))]
+            calls.append((free[0], bowl))
+        for block, target in calls:
+            res = pick_and_place.execute(robot, pick_and_place.params({"block": block, "target": target}))
+            log.debug("seed %s: %s -> %s: %s", seed, block, target, res.reason or "ok")
+            prev = record("after_skill", prev)
+        # park the arm low over a random object (the hand 3-12 cm above whatever is highest there): occlusion
+        truth = env.world.scene_state()
+        names = list(truth.objects)
+        obj = truth.objects[names[int(rng.integers(len(names)))]]
+        below = [o.position[2] + (BLOCK_SIZE / 2 if o.kind == "block" else BOWL_HEIGHT)
+                 for o in truth.objects.values() if np.linalg.norm(o.xy - obj.xy) < 0.12]
+        park = (obj.position[0] + rng.uniform(-0.02, 0.02), obj.position[1] + rng.uniform(-0.02, 0.02),
+                max(below) + rng.uniform(0.03, 0.12))
+        robot.move_to(park, float(rng.uniform(-math.pi / 2, math.pi / 2)), 0.6)
+        prev = record("parked", prev)
+        # hold a clear block, then carry it over another object
+        sym = abstract(env.world.scene_state())
+        clear = [b for b in blocks if sym.is_clear(b)]
+        if clear:
+            b = clear[int(rng.integers(len(clear)))]
+            if pick.execute(robot, pick.params({"block": b})).success:
+                prev = record("held", prev)
+                truth = env.world.scene_state()
+                others = [o for n, o in truth.objects.items() if n != b]
+                if others:
+                    o = others[int(rng.integers(len(others)))]
+                    top = max(x.position[2] for x in others)
+                    robot.move_to((o.position[0], o.position[1], top + rng.uniform(0.06, 0.12)),
+                                  truth.ee_yaw, 0.6)
+                    prev = record("carried", prev)
+    env.close()
+    report = _summarise(rows, times, precision_counts, held_right, held_total, len(seeds))
+    if return_rows:
+        report["rows"] = rows
+    return report
+
+
+def _summarise(rows: list[dict[str, Any]], times: list[float], counts: dict[str, int], held_right: int,
+               held_total: int, n_scenes: int) -> dict[str, Any]:
+    """Aggregate per-object rows into the benchmark report."""
+    def stats(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        found = [r for r in sel if r["found"]]
+        err = np.array([r["error"] for r in found]) * 1000
+        yaw = np.degrees([r["yaw_error"] for r in found if r["yaw_error"] is not None])
+        return {"n": len(sel), "recall": round(len(found) / len(sel), 4) if sel else None,
+                "position_error_mm": round(float(err.mean()), 2) if len(err) else None,
+                "position_error_mm_p95": round(float(np.percentile(err, 95)), 2) if len(err) else None,
+                "yaw_error_deg": round(float(yaw.mean()), 2) if len(yaw) else None}
+
+    overall = stats(rows)
+    tp, fp = counts["tp"], counts["fp"]
+    report = {
+        "n_scenes": n_scenes, "n_perceptions": len(times), "n_objects": len(rows),
+        "detection_precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "detection_recall": overall["recall"],
+        "position_error_mm": overall["position_error_mm"],
+        "position_error_mm_p95": overall["position_error_mm_p95"],
+        "yaw_error_deg": overall["yaw_error_deg"],
+        "held_accuracy": round(held_right / held_total, 4) if held_total else None,
+        "seconds_per_perception": round(float(np.mean(times)), 4) if times else None,
+        "by_case": {case: stats([r for r in rows if case in r["cases"]])
+                    for case in ("isolated", "stacked", "in_bowl", "occluded", "held")},
+    }
+    return report

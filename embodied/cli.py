@@ -27,12 +27,21 @@ def _default_out(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _load_task(args: argparse.Namespace) -> Any:
-    from embodied.world.tasks import load_tasks
+def _load_task(args: argparse.Namespace, agent: Any) -> Any:
+    """The episode's task: free text (with --scene or a table set for it), a task file line, or a generated one."""
+    from embodied.world.tasks import SceneSpec, load_tasks
     from envs.generator import generate
 
     if args.instruction:
-        return _instruction_task(args)
+        if args.tasks or args.generate:
+            raise TaskError("give either an INSTRUCTION or --tasks/--generate, not both")
+        scene = None
+        if args.scene:
+            try:
+                scene = SceneSpec.from_dict(json.loads(args.scene), where="--scene")
+            except json.JSONDecodeError as e:
+                raise TaskError(f"--scene is not valid JSON: {e.msg} (column {e.colno})") from e
+        return agent.task(args.instruction, scene, seed=args.seed or 0, max_steps=args.max_steps)
     if args.tasks:
         tasks = load_tasks(args.tasks)
         if args.id is None:
@@ -51,116 +60,106 @@ def _load_task(args: argparse.Namespace) -> Any:
         return task
     if args.generate:
         return generate(args.generate, args.seed if args.seed is not None else 0)
-    raise TaskError("say what to do: --tasks FILE [--id ID] or --generate FAMILY")
+    raise TaskError("say what to do: an INSTRUCTION, --tasks FILE [--id ID] or --generate FAMILY")
 
 
-def _instruction_task(args: argparse.Namespace) -> Any:
-    """A task from free text: the given --scene, or a table set for what the instruction names."""
-    import numpy as np
+# ---------------------------------------------------------------------- flags from planner configs
+def _csv(choices: tuple[str, ...]) -> Any:
+    """An argparse type: ``"camera, proprio"`` -> ``("camera", "proprio")``, each checked against ``choices``."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(m.strip() for m in text.split(",") if m.strip())
+        bad = [m for m in names if choices and m not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown value {bad[0]!r}; choose from {', '.join(choices)}")
+        return names
 
-    from embodied.instructions import scene_for
-    from embodied.world.tasks import SceneSpec, Task
-
-    if args.tasks or args.generate:
-        raise TaskError("give either an INSTRUCTION or --tasks/--generate, not both")
-    seed = args.seed if args.seed is not None else 0
-    if args.scene:
-        try:
-            raw = json.loads(args.scene)
-        except json.JSONDecodeError as e:
-            raise TaskError(f"--scene is not valid JSON: {e.msg} (column {e.colno})") from e
-        scene = SceneSpec.from_dict(raw, where="--scene")
-    else:
-        scene = scene_for(args.instruction, np.random.default_rng(seed))
-    return Task(id="cli", instruction=args.instruction, scene=scene, goal=[], seed=seed,
-                max_steps=args.max_steps or 2 * len(scene.blocks) + 2)
+    return parse
 
 
-def _make_planner(name: str, args: argparse.Namespace) -> Any:
-    from embodied.planners.registry import make_planner
-
-    if name != "palme" and (getattr(args, "checkpoint", None) or getattr(args, "drop", None)):
-        raise TaskError("--checkpoint and --drop belong to --planner palme")
-
-    if name == "saycan":
-        from embodied.planners.saycan import SayCanConfig
-
-        return make_planner(name, config=SayCanConfig(
-            llm=args.llm, adapter=args.adapter, affordance=not args.no_affordance, feedback=not args.no_feedback,
-            examples=args.examples, library=_library_path(args), top_k=args.top_k,
-            affordance_model=getattr(args, "affordance", "analytic")))
-    if name == "palme":
-        from embodied.planners.palme import DEFAULT_CHECKPOINT, PalmEPlannerConfig, modality_flags
-
-        return make_planner(name, config=PalmEPlannerConfig(
-            checkpoint=str(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT),
-            llm="" if args.llm == "smollm2" else args.llm, affordance=not args.no_affordance,
-            affordance_model=getattr(args, "affordance", "analytic"), feedback=not args.no_feedback,
-            **modality_flags(getattr(args, "drop", None) or [])))
-    if name == "oracle" and getattr(args, "instruction", None):
-        raise TaskError("the oracle plans from a goal, which free text does not give: use --tasks or --generate, "
-                        "or --planner saycan")
-    return make_planner(name)
-
-
-def _planner_config(planner: Any) -> dict[str, Any]:
-    """The planner's config as plain data (flags such as --drop or --no-affordance), for run records."""
+def _config_flags() -> dict[str, dict[str, Any]]:
+    """Every registered planner's config fields as flags: dest -> {flag, kwargs, owners}. A field several
+    planners share (``--llm``, ``--no-affordance``) is one flag."""
     import dataclasses
+    import typing
 
-    config = getattr(planner, "config", None)
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    from embodied.planners.registry import PLANNERS, config_class
+
+    flags: dict[str, dict[str, Any]] = {}
+    for name in PLANNERS:
+        cls = config_class(name)
+        if cls is None:
+            continue
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("cli", False):
+                continue
+            if f.name in flags:
+                flags[f.name]["owners"].append(name)
+                continue
+            kind, help_ = hints[f.name], f.metadata.get("help", "")
+            choices = f.metadata.get("choices", ())
+            flag = "--" + f.name.replace("_", "-")
+            if kind is bool:
+                flag = "--no-" + f.name.replace("_", "-") if f.default else flag
+                kwargs: dict[str, Any] = {"action": "store_const", "const": not f.default,
+                                          "help": f"turn off: {help_}" if f.default else help_}
+            elif typing.get_origin(kind) is tuple:
+                kwargs = {"type": _csv(choices), "metavar": "A[,B]", "help": f"{help_} (comma-separated)"}
+            else:
+                base = next((t for t in (int, float, str) if kind is t or t in typing.get_args(kind)), str)
+                kwargs = {"type": base, "help": f"{help_} (default {f.default!r})"}
+                if choices:
+                    kwargs["choices"] = choices
+            flags[f.name] = {"flag": flag, "kwargs": {**kwargs, "dest": f"planner_{f.name}", "default": None},
+                             "owners": [name]}
+    return flags
 
 
-def _library_path(args: argparse.Namespace) -> str | None:
-    """The skill library the planner retrieves from: --library, else the default one; None with --no-library."""
-    from embodied.library.store import default_library_path
+def _add_planner_flags(p: argparse.ArgumentParser, sensing: bool = True) -> None:
+    """--planner, each planner's options (built from its config class), the library, and the agent's sources."""
+    from embodied.planners.registry import PLANNERS
 
-    if getattr(args, "no_library", False):
-        return None
-    return str(args.library or default_library_path())
-
-
-def _add_library_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--planner", default="saycan", help=f"{' | '.join(PLANNERS)} (default saycan)")
+    groups: dict[str, Any] = {}
+    for spec in _config_flags().values():
+        owners = ", ".join(spec["owners"])
+        group = groups.setdefault(owners, p.add_argument_group(f"planner options ({owners})"))
+        group.add_argument(spec["flag"], **spec["kwargs"])
     p.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
                                                 "~/.local/share/embodied/skills.db)")
-
-
-def _modalities(text: str) -> list[str]:
-    """``--drop camera,proprio`` -> the modality names, each checked."""
-    from embodied.planners.palme import ALL_MODALITIES
-
-    known = tuple(ALL_MODALITIES)
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in known]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown modality {bad[0]!r}; choose from {', '.join(known)}")
-    return names
-
-
-def _add_planner_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--planner", default="saycan", help="saycan (default), palme (sensor tokens) or oracle")
-    p.add_argument("--llm", default="smollm2", help="language model: smollm2 (embedded), a folder, a hub id, "
-                                                    "or openai:<model>@<url>")
-    p.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
-    p.add_argument("--no-affordance", action="store_true", help="rank by the language model alone")
-    p.add_argument("--no-feedback", action="store_true", help="do not write step outcomes into the prompt")
-    p.add_argument("--examples", type=int, default=-1, help="few-shot examples (-1: 0 with an adapter, else 6)")
-    _add_library_flag(p)
     p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
-    p.add_argument("--top-k", type=int, default=5, help="library skills retrieved per request")
-    p.add_argument("--checkpoint", type=Path, help="palme: encoder checkpoint folder (default: policies/palme)")
-    p.add_argument("--drop", type=_modalities, default=[], metavar="M[,M]",
-                   help="palme ablation: leave out camera, pointcloud and/or proprio (comma-separated)")
-    p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
-    p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic checks")
-    p.add_argument("--success", default="learned", help="step outcomes from the learned success detector (default) "
-                                                       "or the skills' analytic self-report")
+    if sensing:
+        p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
+        p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic "
+                                                               "checks")
+        p.add_argument("--success", default="learned", help="step outcomes from the learned success detector "
+                                                           "(default) or the skills' analytic self-report")
 
 
-def _sensing(args: argparse.Namespace, env: Any) -> Any:
-    from embodied.runtime.sensing import Sensing, SensingConfig
+def _agent_config(args: argparse.Namespace) -> Any:
+    """The `AgentConfig` the flags describe; an option of another planner is bad input, named."""
+    from embodied.runtime.agent import AgentConfig
 
-    return Sensing(env, SensingConfig(state=args.state, affordance=args.affordance, success=args.success))
+    options, foreign = {}, []
+    for name, spec in _config_flags().items():
+        value = getattr(args, spec["kwargs"]["dest"], None)
+        if value is None:
+            continue
+        if args.planner in spec["owners"]:
+            options[name] = value
+        else:
+            foreign.append((spec["flag"], ", ".join(spec["owners"])))
+    if foreign:
+        from embodied.planners.registry import planner_class
+
+        planner_class(args.planner)  # an unknown planner is named first
+        flags = " and ".join(f for f, _ in foreign)
+        raise TaskError(f"{flags} belong to --planner {' / '.join(sorted({o for _, o in foreign}))}, "
+                        f"not {args.planner}")
+    library = None if args.no_library else str(args.library) if args.library else "default"
+    sources = {k: getattr(args, k) for k in ("state", "affordance", "success") if hasattr(args, k)}
+    return AgentConfig(planner=args.planner, planner_options=options, library=library,
+                       image_size=args.image_size, **sources)
 
 
 def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
@@ -184,35 +183,34 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
 
 # ---------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    from embodied.runtime.episode import VideoRecorder, run_episode, write_run
-    from embodied.runtime.sensing import SensingConfig
-    from envs.tabletop import TabletopEnv
+    from embodied.runtime.agent import Agent
+    from embodied.runtime.episode import write_run
+    from envs.video import VideoRecorder
 
-    SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
-    task = _load_task(args)
-    planner = _make_planner(args.planner, args)
-    out = Path(args.out) if args.out else _default_out("run")
-    console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {planner.name})")
-    env = TabletopEnv(image_size=(args.image_size, args.image_size))
-    first: list[float] = []
+    config = _agent_config(args)
+    if args.instruction and not (args.tasks or args.generate):
+        from embodied.planners.registry import planner_class
 
-    def show(i: int, decision: Any, result: Any) -> None:
-        if not first:
-            first.append(time.perf_counter() - STARTED)
-        console.print(_step_table(i, decision, result))
+        if getattr(planner_class(config.planner), "needs_goal", False):
+            raise TaskError(f"the {config.planner} planner plans from a goal, which free text does not give: "
+                            "use --tasks or --generate, or --planner saycan")
+    with Agent.from_config(config) as agent:
+        task = _load_task(args, agent)
+        out = Path(args.out) if args.out else _default_out("run")
+        console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
+        first: list[float] = []
 
-    try:
-        recorder = VideoRecorder(env) if args.video else None
-        sensing = _sensing(args, env)
-        result = run_episode(env, task, planner, video=recorder, on_step=show, sensing=sensing)
+        def show(i: int, decision: Any, result: Any) -> None:
+            if not first:
+                first.append(time.perf_counter() - STARTED)
+            console.print(_step_table(i, decision, result))
+
+        recorder = VideoRecorder(agent.env) if args.video else None
+        result = agent.run(task, on_step=show, video=recorder)
         result.extra["first_action_s"] = round(first[0], 2) if first else None
-        write_run(result, out, {"command": "run", "task": task.to_dict(), "planner": planner.name,
-                                "image_size": args.image_size, "video": args.video, **sensing.describe(),
-                                "library": _library_path(args)})
+        write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video})
         if recorder is not None:
             recorder.save(out / "video.mp4")
-    finally:
-        env.close()
     colour = {"success": "green", "failed": "red", "cannot": "yellow"}[result.outcome]
     console.print(f"[{colour}]{result.outcome}[/] after {len(result.steps)} skill calls"
                   f"{': ' + result.reason if result.reason else ''}  ->  {out}/summary.json")
@@ -222,36 +220,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from embodied.runtime.evaluate import evaluate
-    from embodied.runtime.sensing import SensingConfig
+    from embodied.runtime.agent import Agent
     from embodied.world.tasks import load_tasks
-    from envs.tabletop import TabletopEnv
 
-    SensingConfig(state=args.state, affordance=args.affordance, success=args.success)  # bad flags: fail first
+    config = _agent_config(args)
     tasks = load_tasks(args.tasks)
-    planner = _make_planner(args.planner, args)
     out = Path(args.out) if args.out else _default_out("eval")
-    out.mkdir(parents=True, exist_ok=True)
-    env = TabletopEnv(image_size=(args.image_size, args.image_size))
-    sensing = _sensing(args, env)
-    (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks),
-                                                 "planner": planner.name, "n": len(tasks), **sensing.describe(),
-                                                 "library": _library_path(args) if args.planner == "saycan" else None,
-                                                 "planner_config": _planner_config(planner)}, indent=2, default=str))
-    wins = [0, 0]
-    with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[rate]}"), console=console) as progress:
-        bar = progress.add_task("eval", total=len(tasks), rate="")
+    with Agent.from_config(config) as agent:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks), "n": len(tasks),
+                                                     **agent.describe()}, indent=2, default=str))
+        wins = [0, 0]
+        with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[rate]}"), console=console) as progress:
+            bar = progress.add_task("eval", total=len(tasks), rate="")
 
-        def tick(row: dict[str, Any]) -> None:
-            wins[0] += row["success"]
-            wins[1] += 1
-            progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
+            def tick(row: dict[str, Any]) -> None:
+                wins[0] += row["success"]
+                wins[1] += 1
+                progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
 
-        try:
-            report = evaluate(tasks, planner, out, env, on_episode=tick, resume=not args.fresh, sensing=sensing)
-        finally:
-            env.close()
+            report = agent.evaluate(tasks, out, on_episode=tick, resume=not args.fresh)
     out_console.print_json(json.dumps(report))
     console.print(f"results: {out}/results.jsonl  report: {out}/report.json")
     return 0
@@ -282,7 +271,7 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     import torch
 
     from embodied.planners.palme import DEFAULT_CHECKPOINT, modality_flags
-    from embodied.training.palme import eval_vqa
+    from embodied.runtime.vqa import eval_vqa
     from embodied.world.seeds import VQA_HELDOUT
 
     try:
@@ -301,31 +290,22 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAINERS = {"planner": "embodied.training.planner", "palme": "embodied.training.palme",
+            "grounding": "embodied.training.grounding"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """`embodied train planner|palme|grounding ARGS`: each trainer's own `main(argv)` parses the rest."""
+    import importlib
 
-    from embodied.training.planner import DEFAULT_ADAPTER, TrainConfig, train
-
-    try:
-        config = TrainConfig(episodes=args.episodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             warmup=args.warmup, seed=args.seed)
-    except ValueError as e:
-        raise EmbodiedError(str(e)) from e
-    out = args.out or DEFAULT_ADAPTER
-    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("loss {task.fields[loss]}"), console=console) as progress:
-        bar = progress.add_task("train", total=config.steps, loss="-")
-        meta = train(config, out, llm=args.llm, device=args.device,
-                     progress=lambda step, loss: progress.update(bar, completed=step + 1, loss=f"{loss:.4f}"))
-    out_console.print_json(json.dumps(meta))
-    console.print(f"adapter written to {out}")
-    return 0
+    return int(importlib.import_module(TRAINERS[args.what]).main(args.rest) or 0)
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from embodied.library.store import SkillStore, default_library_path
+    from embodied.planners.registry import make_planner
     from embodied.runtime.learn import LearnConfig, curve, learn
     from envs.tabletop import TabletopEnv
 
@@ -333,7 +313,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
     path = args.library or default_library_path()
     store = SkillStore(path)
     args.library, args.no_library = path, False
-    planner = _make_planner(args.planner, args)
+    agent_config = _agent_config(args)
+    planner = make_planner(agent_config.planner, agent_config.planner_config())
     env = TabletopEnv(image_size=(args.image_size, args.image_size))
     done = len(store.learn_log(config.run))
     console.print(f"[bold]learn[/] run {config.run!r}, library {path}"
@@ -484,6 +465,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from embodied.planners.palme import ALL_MODALITIES
+
     parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -514,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     vqa.add_argument("--checkpoint", type=Path, help="encoder checkpoint folder (default: policies/palme)")
     vqa.add_argument("--scenes", type=int, default=40, help="held-out oracle episodes whose scenes are asked about")
     vqa.add_argument("--seed", type=int, default=700_000, help="first scene seed (held out from training)")
-    vqa.add_argument("--drop", type=_modalities, default=[], metavar="M[,M]",
+    vqa.add_argument("--drop", type=_csv(tuple(ALL_MODALITIES)), default=(), metavar="M[,M]",
                      help="leave out camera, pointcloud and/or proprio (ablation)")
     vqa.add_argument("--max-per-type", type=int, default=60, help="questions per type, a fixed sample (0: all)")
     vqa.add_argument("--out", help="also write the JSON report to this file")
@@ -531,17 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)
 
-    tr = sub.add_parser("train", help="fine-tune the planner's language model on oracle plans (LoRA)")
-    tr.add_argument("what", choices=["planner"])
-    tr.add_argument("--episodes", type=int, default=3000)
-    tr.add_argument("--steps", type=int, default=600)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--warmup", type=int, default=30)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="cpu", help="cpu or cuda")
-    tr.add_argument("--llm", default="smollm2")
-    tr.add_argument("--out", type=Path, help="adapter folder (default: the shipped policies/planner_lora)")
+    tr = sub.add_parser("train", help="train a model: planner (LoRA on oracle plans), palme (sensor encoders), "
+                                      "grounding (affordance + success detector); `embodied train WHAT -h` for flags",
+                        add_help=False)
+    tr.add_argument("what", choices=list(TRAINERS))
+    tr.add_argument("rest", nargs=argparse.REMAINDER, help="the trainer's own flags")
     tr.set_defaults(func=cmd_train)
 
     le = sub.add_parser("learn", help="grow the skill library from environment feedback (resumable)")
@@ -549,14 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--seed", type=int, default=0)
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
     le.add_argument("--verify-seeds", type=int, default=3, help="fresh tables a new skill must work on")
-    le.add_argument("--planner", default="saycan", help="saycan (default) or oracle")
-    le.add_argument("--llm", default="smollm2")
-    le.add_argument("--adapter", default="default")
-    le.add_argument("--no-affordance", action="store_true")
-    le.add_argument("--no-feedback", action="store_true")
-    le.add_argument("--examples", type=int, default=-1)
-    le.add_argument("--top-k", type=int, default=5)
-    _add_library_flag(le)
+    _add_planner_flags(le, sensing=False)
     le.add_argument("--out", help="also write curve.json and summary.json here")
     le.add_argument("--image-size", type=int, default=64)
     le.set_defaults(func=cmd_learn)
@@ -565,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "rm NAME | export FILE | import FILE")
     sk.add_argument("action", choices=list(_SKILL_ACTIONS))
     sk.add_argument("name", nargs="?", help="skill NAME, search QUERY, or FILE for export/import")
-    _add_library_flag(sk)
+    sk.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
+                                                 "~/.local/share/embodied/skills.db)")
     sk.add_argument("--seeds", type=int, default=3, help="fresh seeds for `verify`")
     sk.add_argument("-k", type=int, default=5, help="results for `search`")
     sk.set_defaults(func=cmd_skills)

@@ -11,8 +11,8 @@ The learned models cover `pick_and_place` with an empty hand (what they were tra
 falls back to the analytic answer (documented per class). They read the observation (``points``,
 ``proprio``) plus only the *positions of the named objects* from the ``SceneState``, so the same code works
 when the state comes from perception. They were trained on pictures taken with the arm at its home pose
-(``retreat``): a skill leaves the hand hovering over its target, which hides most of the table from the top
-camera, so call ``retreat(env.robot)`` before taking the observation you pass in.
+(``robot.home()``): a skill leaves the hand hovering over its target, which hides most of the table from the
+top camera, so send the hand home before taking the observation you pass in (``Sensing.settle`` does).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import LOCATIONS, TABLE_Z, SceneState, suggest
 from skills import SkillCall, SkillResult, get_skill
+from skills.pick_and_place import PickAndPlace
 
 
 @runtime_checkable
@@ -48,14 +49,6 @@ class SuccessDetector(Protocol):
         ...
 
 
-def retreat(robot: Any) -> None:
-    """Move the hand to the home pose (high, near the base), where the top camera sees the whole table."""
-    from envs.sim import HOME
-    from skills.primitives import FAST
-
-    robot.move_to(HOME, 0.0, FAST)
-
-
 # --------------------------------------------------------------------------- affordances
 def _analytic(state: SceneState, call: SkillCall) -> float:
     if call.name == "done":
@@ -75,7 +68,7 @@ class AnalyticAffordance:
 
 def _learnable(state: SceneState, call: SkillCall) -> bool:
     """A call the learned models were trained on: pick_and_place of a present block, empty hand, a known target."""
-    if call.name != "pick_and_place" or state.held is not None:
+    if call.name != PickAndPlace.name or state.held is not None:
         return False
     block, target = call.args.get("block"), call.args.get("target")
     obj = state.objects.get(block or "")
@@ -225,11 +218,10 @@ def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict
 
 def grounding_metrics(dataset: Path | str, affordance: Path | str | None = None,
                       success_detector: Path | str | None = None) -> dict[str, Any]:
-    """Held-out quality of grounding on a collected dataset (``embodied.training.grounding.collect``): the
+    """Held-out quality of grounding on a collected dataset (`embodied train grounding collect`): the
     analytic vs learned affordance against the environment's outcome (F1, AUROC, precision, recall) and the
     learned success detector vs the skill's self-report; also per hard-case subset (accuracy)."""
-    from embodied.training.grounding import dataset_inputs, load_dataset
-    from policies.grounding import DEFAULT_CHECKPOINTS, load_checkpoint
+    from policies.grounding import DEFAULT_CHECKPOINTS, dataset_inputs, load_checkpoint, load_dataset
 
     data = load_dataset(Path(dataset))
     y = data["label"].astype(bool)

@@ -1,7 +1,7 @@
 """Perception: fused RGB-D views -> point cloud -> table removed -> clusters -> objects -> `SceneState`.
 
-The pipeline (``perceive``) needs only numpy and open3d, so a real robot can feed it its own calibrated
-views; ``render_views``/``perceive_world`` are the simulator's side (PyBullet cameras and proprioception).
+The pipeline (``perceive``) needs only numpy and open3d; ``perceive_robot`` feeds it from any robot's cameras
+and joint sensors (the Robot API), so the simulator and a real arm are perceived by the same code.
 
 1. **Fuse.** Every view is back-projected to world-frame points (``View.points``); pixels beyond the far plane
    and points outside the workspace box are dropped.
@@ -31,17 +31,18 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import open3d as o3d
 
 from embodied.world.errors import EmbodiedError
+from embodied.world.observation import View, proprio_field
 from embodied.world.scene import (
     BLOCK_SIZE,
+    BOWL_FLOOR,
     BOWL_HEIGHT,
     BOWL_INNER_RADIUS,
     BOWL_OUTER_RADIUS,
@@ -53,14 +54,11 @@ from embodied.world.scene import (
     SceneState,
     object_name,
 )
-
-if TYPE_CHECKING:
-    from envs.sim import CameraConfig, World
+from skills.robot import Cameras, Robot
 
 log = logging.getLogger(__name__)
 
 BOWL_RIM_RADIUS = 0.5 * (BOWL_INNER_RADIUS + BOWL_OUTER_RADIUS)  # the rim's mid-line, which every view sees
-BOWL_FLOOR = 0.006  # thickness of a bowl's base disk (sim_assets/bowl.urdf)
 MAX_STACK_HEIGHT = 0.26  # above the table: six blocks plus a margin; anything higher is the arm
 ARM_REACH_AROUND_HAND = 0.16  # radius around the fingertips (m) where neutral points above them are arm
 MIN_FACE = 0.012  # a block must show a face this deep (xy) or tall (z), in m: thinner slivers are arm edges
@@ -76,25 +74,10 @@ class PerceptionError(EmbodiedError, ValueError):
 DEFAULT_IMAGE_SIZE = 160
 
 
-def default_cameras(size: int = DEFAULT_IMAGE_SIZE) -> tuple[CameraConfig, ...]:
-    """Top-down camera plus two oblique ones from the far corners (they see stack sides and bowl insides,
-    and look away from the arm's base, so a parked arm hides little)."""
-    from envs.sim import CameraConfig
-
-    cx, cy = 0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y)
-    return (
-        CameraConfig(width=size, height=size),
-        CameraConfig(width=size, height=size, eye=(1.00, 0.50, TABLE_Z + 0.55), target=(cx, cy, TABLE_Z)),
-        CameraConfig(width=size, height=size, eye=(1.00, -0.50, TABLE_Z + 0.55), target=(cx, cy, TABLE_Z)),
-    )
-
-
 @dataclass(frozen=True)
 class PerceptionConfig:
     """Cameras and thresholds of the perception pipeline; validated on construction."""
 
-    # cameras to fuse: more views see more sides (stacks, bowl insides); each costs a render (~25 ms)
-    cameras: tuple[CameraConfig, ...] = field(default_factory=default_cameras)
     # side of every perception image (px): 160 puts ~8 px across a 4 cm face (0.4 mm mean error, ~0.15 s);
     # 128 starts to confuse arm edges with blocks, 176 gains 0.1 mm for 30% more time
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -124,11 +107,6 @@ class PerceptionConfig:
     held_gap: tuple[float, float] = (0.025, 0.052)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cameras, tuple) or not self.cameras:
-            raise PerceptionError(f"cameras must be a non-empty tuple of CameraConfig, got {self.cameras!r}")
-        for i, cam in enumerate(self.cameras):
-            if not hasattr(cam, "matrices") or not hasattr(cam, "width"):
-                raise PerceptionError(f"cameras[{i}] must be a CameraConfig, got {cam!r}")
         if not isinstance(self.image_size, int) or not 32 <= self.image_size <= 1024:
             raise PerceptionError(f"image_size must be an int in [32, 1024], got {self.image_size!r}")
         positive = {"voxel_size": 0.02, "plane_threshold": 0.02, "table_tolerance": 0.1, "dbscan_eps": 0.05,
@@ -152,63 +130,9 @@ class PerceptionConfig:
             raise PerceptionError(f"held_gap must be (low, high) with 0 < low < high <= 0.08, "
                                   f"got {self.held_gap!r}")
 
-    def sized_cameras(self) -> tuple[CameraConfig, ...]:
-        """The cameras at this config's ``image_size``."""
-        return tuple(replace(c, width=self.image_size, height=self.image_size) for c in self.cameras)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for saving with a run."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cameras"}
-        out["cameras"] = [{"eye": c.eye, "target": c.target, "fov_deg": c.fov_deg} for c in self.cameras]
-        return out
-
-
-@dataclass
-class View:
-    """One calibrated RGB-D view: colours, world-frame points per pixel, and the camera that saw them.
-
-    A real robot fills it from its depth camera and extrinsic calibration; ``from_zbuffer`` does it for
-    OpenGL-style renders."""
-
-    name: str
-    rgb: np.ndarray  # (H, W, 3) uint8
-    points: np.ndarray  # (H*W, 3) float32 world frame, NaN where the pixel saw nothing (beyond the far plane)
-    view_proj: np.ndarray  # (4, 4) world -> clip (OpenGL convention), to test whether a point is visible
-    eye: np.ndarray  # (3,) camera centre, world frame
-
-    @classmethod
-    def from_zbuffer(cls, name: str, rgb: np.ndarray, zbuf: np.ndarray, view: Sequence[float],
-                     proj: Sequence[float], pixel_offset: tuple[float, float] = (0.5, 0.5)) -> View:
-        """Back-project an OpenGL depth buffer with the camera's column-major view/projection matrices.
-
-        ``pixel_offset`` is where, inside a pixel (column, row; row counted downwards), the renderer sampled
-        depth: (0.5, 0.5) is the pixel centre; PyBullet's TinyRenderer samples at (0, 1) (measured: the
-        centre convention puts an oblique camera's table 1.6 mm high and shifts points by half a pixel).
-        """
-        v = np.asarray(view, dtype=np.float64).reshape(4, 4).T
-        vp = np.asarray(proj, dtype=np.float64).reshape(4, 4).T @ v
-        h, w = zbuf.shape
-        u, r = np.meshgrid(np.arange(w), np.arange(h))
-        du, dv = pixel_offset
-        ndc = np.stack([2 * (u + du) / w - 1, 1 - 2 * (r + dv) / h, 2 * zbuf - 1, np.ones_like(zbuf)], -1)
-        world = ndc.reshape(-1, 4) @ np.linalg.inv(vp).T  # (H*W, 4)
-        xyz = (world[:, :3] / world[:, 3:4]).astype(np.float32)
-        xyz[zbuf.reshape(-1) >= 0.9999] = np.nan
-        eye = -v[:3, :3].T @ v[:3, 3]
-        return cls(name, rgb, xyz, vp, eye)
-
-    def depth_at(self, point: np.ndarray) -> float | None:
-        """Distance from the eye to the surface seen at ``point``'s pixel (inf: nothing; None: off-image)."""
-        clip = self.view_proj @ np.append(point, 1.0)
-        if clip[3] <= 0:
-            return None
-        h, w = self.rgb.shape[:2]
-        col = int((clip[0] / clip[3] + 1) * 0.5 * w)
-        row = int((1 - clip[1] / clip[3]) * 0.5 * h)
-        if not (0 <= col < w and 0 <= row < h):
-            return None
-        seen = self.points[row * w + col]
-        return math.inf if np.isnan(seen[0]) else float(np.linalg.norm(seen - self.eye))
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -581,237 +505,16 @@ def perceive(views: Sequence[View], proprio: Proprio, config: PerceptionConfig |
                       ee_yaw=float(proprio.ee_yaw), gripper_width=float(proprio.gripper_width), held=held)
 
 
-# ------------------------------------------------------------------------------------------ simulator side
-TINY_RENDERER_PIXEL_OFFSET = (0.0, 1.0)  # where PyBullet's TinyRenderer samples inside a pixel (see View)
+def hand_from_proprio(proprio: np.ndarray) -> Proprio:
+    """The hand's pose and finger gap from the joint sensors' vector (`embodied.world.observation` layout)."""
+    x, y, z, w = (float(v) for v in proprio_field(proprio, "ee_quaternion"))
+    yaw = math.atan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))  # rotation matrix R[1,0] / R[0,0]
+    ee = tuple(float(v) for v in proprio_field(proprio, "ee_position"))
+    return Proprio(ee, yaw, float(proprio_field(proprio, "finger_gap")[0]))  # type: ignore[arg-type]
 
 
-def render_views(world: World, config: PerceptionConfig | None = None) -> list[View]:
-    """Render every configured camera of ``world`` and back-project each into a ``View``."""
-    config = config or PerceptionConfig()
-    views = []
-    for i, cam in enumerate(config.sized_cameras()):
-        rgb, _, zbuf = world.render(cam)
-        view, proj = cam.matrices()
-        views.append(View.from_zbuffer(f"camera{i}", rgb, zbuf, view, proj, TINY_RENDERER_PIXEL_OFFSET))
-    return views
-
-
-def read_proprio(world: World) -> Proprio:
-    """The hand's pose and finger gap from the simulated joint sensors (forward kinematics)."""
-    import pybullet as p
-
-    pos, orn = world.ee_pose()
-    rot = np.asarray(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
-    ee = tuple(float(v) for v in pos)
-    return Proprio(ee, float(math.atan2(rot[1, 0], rot[0, 0])), world.finger_gap())  # type: ignore[arg-type]
-
-
-def perceive_world(world: World, config: PerceptionConfig | None = None,
+def perceive_robot(robot: Robot, cameras: Cameras, config: PerceptionConfig | None = None,
                    previous: SceneState | None = None) -> SceneState:
-    """Perceive the simulated scene: render the perception cameras, read proprioception, run ``perceive``."""
+    """Perceive through a robot's cameras and joint sensors (a simulator or a real arm alike)."""
     config = config or PerceptionConfig()
-    return perceive(render_views(world, config), read_proprio(world), config, previous)
-
-
-# ---------------------------------------------------------------------------------------------- evaluation
-MATCH_DISTANCE = 0.03  # a perceived object farther than this from the true one is a false positive
-
-
-def _yaw_error(a: float, b: float) -> float:
-    """Difference of two cube yaws modulo the cube's 90-degree symmetry (radians, >= 0)."""
-    return abs((a - b + math.pi / 4) % (math.pi / 2) - math.pi / 4)
-
-
-def detection_metrics(perceived: SceneState, truth: SceneState) -> dict[str, Any]:
-    """Match by name: true positives (within 3 cm), false positives, misses, per-object errors (m, rad) and
-    offsets (perceived - true, m), and whether ``held`` agrees."""
-    errors: dict[str, float] = {}
-    yaw_errors: dict[str, float] = {}
-    offsets: dict[str, tuple[float, ...]] = {}
-    tp, fp, missed = [], [], []
-    for name, obj in perceived.objects.items():
-        true = truth.objects.get(name)
-        if true is None:
-            fp.append(name)
-            continue
-        offset = np.asarray(obj.position) - np.asarray(true.position)
-        offsets[name] = tuple(float(v) for v in offset)
-        err = float(np.linalg.norm(offset))
-        errors[name] = err
-        if err > MATCH_DISTANCE:
-            fp.append(name)
-            continue
-        tp.append(name)
-        if obj.kind == "block":
-            yaw_errors[name] = _yaw_error(obj.yaw, true.yaw)
-    missed = [n for n in truth.objects if n not in tp]
-    return {"true_positives": tp, "false_positives": fp, "misses": missed, "position_error": errors,
-            "offset": offsets, "yaw_error": yaw_errors, "held_correct": perceived.held == truth.held}
-
-
-def _arm_occlusion(world: World, name: str, camera_eye: Sequence[float]) -> float:
-    """Share of samples on an object's top surface whose line of sight to the top camera hits the arm."""
-    import pybullet as p
-
-    pos, orn = world.object_pose(name)
-    if world.kinds[name] == "block":
-        g = np.linspace(-0.8, 0.8, 5) * BLOCK_SIZE / 2
-        local = np.array([(x, y, BLOCK_SIZE / 2 + 0.001) for x in g for y in g])
-    else:
-        ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
-        rim = np.stack([BOWL_RIM_RADIUS * np.cos(ang), BOWL_RIM_RADIUS * np.sin(ang),
-                        np.full(24, BOWL_HEIGHT + 0.001)], 1)
-        g = np.linspace(-0.05, 0.05, 5)
-        floor = np.array([(x, y, BOWL_FLOOR + 0.001) for x in g for y in g])
-        local = np.concatenate([rim, floor])
-    rot = np.asarray(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
-    starts = local @ rot.T + pos
-    hits = p.rayTestBatch(starts.tolist(), [list(camera_eye)] * len(starts), physicsClientId=world.client)
-    return float(np.mean([h[0] == world.robot for h in hits]))
-
-
-OCCLUDED_FRACTION = 0.2  # an object is "occluded" when the arm hides at least this share of its top surface
-
-
-def _cases(world: World, truth: SceneState, camera_eye: Sequence[float]) -> dict[str, list[str]]:
-    """Tag every true object with its hard cases: held, stacked (something on it), in_bowl, occluded; else
-    isolated. Occluded: at least ``OCCLUDED_FRACTION`` of samples on its top surface (a block's top face, a
-    bowl's rim and floor) have their line of sight to the top-down camera blocked by the robot (ray test)."""
-    from embodied.world.symbolic import abstract
-
-    sym = abstract(truth)
-    out: dict[str, list[str]] = {}
-    for name, obj in truth.objects.items():
-        tags = []
-        if truth.held == name:
-            tags.append("held")
-        if obj.kind == "block" and sym.on_top_of(name):
-            tags.append("stacked")
-        if obj.kind == "block" and truth.held != name and sym.base(name) in truth.objects:
-            tags.append("in_bowl")
-        if _arm_occlusion(world, name, camera_eye) >= OCCLUDED_FRACTION:
-            tags.append("occluded")
-        out[name] = tags or ["isolated"]
-    return out
-
-
-def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = None,
-                        return_rows: bool = False) -> dict[str, Any]:
-    """Detection quality and speed on scenes built from ``seeds`` with real skills (stacks, blocks in bowls,
-    the arm parked over the workspace, a held block); perception keeps memory across one scene's steps."""
-    import envs  # noqa: F401 - registers the environment
-    from embodied.world.symbolic import abstract
-    from envs.generator import FAMILY_NAMES, generate
-    from envs.tabletop import TabletopEnv
-    from skills import get_skill
-
-    config = config or PerceptionConfig()
-    top_eye = np.array([0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y), TABLE_Z + 0.85])
-    env = TabletopEnv(image_size=(16, 16))
-    robot = env.robot
-    pick_and_place, pick = get_skill("pick_and_place"), get_skill("pick")
-    rows: list[dict[str, Any]] = []
-    times: list[float] = []
-    precision_counts = {"tp": 0, "fp": 0}
-    held_right = held_total = 0
-
-    def record(stage: str, state_prev: SceneState | None) -> SceneState:
-        nonlocal held_right, held_total
-        t0 = time.perf_counter()
-        seen = perceive_world(env.world, config, state_prev)
-        times.append(time.perf_counter() - t0)
-        truth = env.world.scene_state()
-        m = detection_metrics(seen, truth)
-        precision_counts["tp"] += len(m["true_positives"])
-        precision_counts["fp"] += len(m["false_positives"])
-        held_total += 1
-        held_right += int(m["held_correct"])
-        for name, tags in _cases(env.world, truth, top_eye).items():
-            rows.append({"stage": stage, "name": name, "cases": tags, "found": name in m["true_positives"],
-                         "error": m["position_error"].get(name), "offset": m["offset"].get(name),
-                         "kind": truth.objects[name].kind, "yaw_error": m["yaw_error"].get(name)})
-        if m["misses"] or m["false_positives"]:
-            log.info("seed %s %s: missed %s, false %s", seed, stage, m["misses"], m["false_positives"])
-        return seen
-
-    for seed in seeds:
-        rng = np.random.default_rng(seed + 1_000_003)
-        task = generate(FAMILY_NAMES[seed % len(FAMILY_NAMES)], seed)
-        env.reset(seed=seed, options={"task": task})
-        prev = record("initial", None)
-        blocks = [n for n in env.world.bodies if env.world.kinds[n] == "block"]
-        bowls = [n for n in env.world.bodies if env.world.kinds[n] == "bowl"]
-        order = [blocks[i] for i in rng.permutation(len(blocks))]
-        calls: list[tuple[str, str]] = []
-        if len(order) >= 2:
-            calls.append((order[0], order[1]))
-            if len(order) >= 3 and rng.random() < 0.6:
-                calls.append((order[2], order[0]))
-        free = order[len(calls) + 1:] if calls else order
-        if bowls and free:
-            same = [b for b in bowls if b.split()[0] == free[0].split()[0]]
-            bowl = same[0] if same and rng.random() < 0.7 else bowls[int(rng.integers(len(bowls)))]
-            calls.append((free[0], bowl))
-        for block, target in calls:
-            res = pick_and_place.execute(robot, pick_and_place.params({"block": block, "target": target}))
-            log.debug("seed %s: %s -> %s: %s", seed, block, target, res.reason or "ok")
-            prev = record("after_skill", prev)
-        # park the arm low over a random object (the hand 3-12 cm above whatever is highest there): occlusion
-        truth = env.world.scene_state()
-        names = list(truth.objects)
-        obj = truth.objects[names[int(rng.integers(len(names)))]]
-        below = [o.position[2] + (BLOCK_SIZE / 2 if o.kind == "block" else BOWL_HEIGHT)
-                 for o in truth.objects.values() if np.linalg.norm(o.xy - obj.xy) < 0.12]
-        park = (obj.position[0] + rng.uniform(-0.02, 0.02), obj.position[1] + rng.uniform(-0.02, 0.02),
-                max(below) + rng.uniform(0.03, 0.12))
-        robot.move_to(park, float(rng.uniform(-math.pi / 2, math.pi / 2)), 0.6)
-        prev = record("parked", prev)
-        # hold a clear block, then carry it over another object
-        sym = abstract(env.world.scene_state())
-        clear = [b for b in blocks if sym.is_clear(b)]
-        if clear:
-            b = clear[int(rng.integers(len(clear)))]
-            if pick.execute(robot, pick.params({"block": b})).success:
-                prev = record("held", prev)
-                truth = env.world.scene_state()
-                others = [o for n, o in truth.objects.items() if n != b]
-                if others:
-                    o = others[int(rng.integers(len(others)))]
-                    top = max(x.position[2] for x in others)
-                    robot.move_to((o.position[0], o.position[1], top + rng.uniform(0.06, 0.12)),
-                                  truth.ee_yaw, 0.6)
-                    prev = record("carried", prev)
-    env.close()
-    report = _summarise(rows, times, precision_counts, held_right, held_total, len(seeds))
-    if return_rows:
-        report["rows"] = rows
-    return report
-
-
-def _summarise(rows: list[dict[str, Any]], times: list[float], counts: dict[str, int], held_right: int,
-               held_total: int, n_scenes: int) -> dict[str, Any]:
-    """Aggregate per-object rows into the benchmark report."""
-    def stats(sel: list[dict[str, Any]]) -> dict[str, Any]:
-        found = [r for r in sel if r["found"]]
-        err = np.array([r["error"] for r in found]) * 1000
-        yaw = np.degrees([r["yaw_error"] for r in found if r["yaw_error"] is not None])
-        return {"n": len(sel), "recall": round(len(found) / len(sel), 4) if sel else None,
-                "position_error_mm": round(float(err.mean()), 2) if len(err) else None,
-                "position_error_mm_p95": round(float(np.percentile(err, 95)), 2) if len(err) else None,
-                "yaw_error_deg": round(float(yaw.mean()), 2) if len(yaw) else None}
-
-    overall = stats(rows)
-    tp, fp = counts["tp"], counts["fp"]
-    report = {
-        "n_scenes": n_scenes, "n_perceptions": len(times), "n_objects": len(rows),
-        "detection_precision": round(tp / (tp + fp), 4) if tp + fp else None,
-        "detection_recall": overall["recall"],
-        "position_error_mm": overall["position_error_mm"],
-        "position_error_mm_p95": overall["position_error_mm_p95"],
-        "yaw_error_deg": overall["yaw_error_deg"],
-        "held_accuracy": round(held_right / held_total, 4) if held_total else None,
-        "seconds_per_perception": round(float(np.mean(times)), 4) if times else None,
-        "by_case": {case: stats([r for r in rows if case in r["cases"]])
-                    for case in ("isolated", "stacked", "in_bowl", "occluded", "held")},
-    }
-    return report
+    return perceive(cameras.views(config.image_size), hand_from_proprio(robot.proprio()), config, previous)

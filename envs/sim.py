@@ -1,8 +1,9 @@
-"""PyBullet world for the tabletop: builds the scene, renders the camera, and drives the Panda.
+"""PyBullet world for the tabletop: builds the scene, renders the cameras, and drives the Panda.
 
-`SimRobot` implements the Robot API (`skills.robot.Robot`) on this world: Cartesian motions through
-inverse kinematics and joint position control, and a two-finger gripper that holds objects by friction
-alone. Nothing is ever teleported after the scene is laid out, and no constraint welds an object to the hand.
+`SimRobot` implements the Robot API and its cameras (`skills.robot.Robot`, `skills.robot.Cameras`) on this
+world: Cartesian motions through inverse kinematics and joint position control, a two-finger gripper that
+holds objects by friction alone, joint sensors, and calibrated RGB-D views for perception. Nothing is ever
+teleported after the scene is laid out, and no constraint welds an object to the hand.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
+from embodied.world.observation import DEPTH, POINTS, PROPRIO, RGB, View, pack_proprio
 from embodied.world.scene import (
     BLOCK_SIZE,
+    BOWL_FLOOR,
+    BOWL_HEIGHT,
+    BOWL_INNER_RADIUS,
     BOWL_OUTER_RADIUS,
     COLORS,
     LOCATIONS,
@@ -39,6 +44,7 @@ ARM_FORCES = [87.0] * 4 + [12.0] * 3
 FINGER_FORCE = 40.0
 REST_POSE = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
 HOME = (0.22, 0.0, TABLE_Z + 0.40)  # high and near the base: little of the table hidden
+HOME_SPEED = 0.6  # m/s, free motion
 CONTROL_SUBSTEPS = 4  # physics steps per IK update (60 Hz control)
 SOLVER_ITERATIONS = 20  # contact solver iterations per step: 20 holds towers of 6 and grasps; 50 is 2x slower
 
@@ -65,6 +71,20 @@ class CameraConfig:
             view = p.computeViewMatrix([cx, cy, TABLE_Z + self.height_above_table], [cx, cy, TABLE_Z], [1, 0, 0])
         proj = p.computeProjectionMatrixFOV(self.fov_deg, self.width / self.height, self.near, self.far)
         return view, proj
+
+
+def perception_cameras(size: int) -> tuple[CameraConfig, ...]:
+    """Top-down camera plus two oblique ones from the far corners (they see stack sides and bowl insides,
+    and look away from the arm's base, so a parked arm hides little); each costs a render (~25 ms)."""
+    cx, cy = 0.5 * sum(WORKSPACE_X), 0.5 * sum(WORKSPACE_Y)
+    return (
+        CameraConfig(width=size, height=size),
+        CameraConfig(width=size, height=size, eye=(1.00, 0.50, TABLE_Z + 0.55), target=(cx, cy, TABLE_Z)),
+        CameraConfig(width=size, height=size, eye=(1.00, -0.50, TABLE_Z + 0.55), target=(cx, cy, TABLE_Z)),
+    )
+
+
+TINY_RENDERER_PIXEL_OFFSET = (0.0, 1.0)  # where PyBullet's TinyRenderer samples inside a pixel (see View)
 
 
 class World:
@@ -148,6 +168,44 @@ class World:
             self.steps += 1
             if self.frame_hook is not None and self.steps % 8 == 0:
                 self.frame_hook()
+
+    def step_bare(self, n: int) -> None:
+        """``n`` physics steps with nothing else in the loop (no step count, no frame hook): for benchmarks."""
+        for _ in range(n):
+            p.stepSimulation(physicsClientId=self.client)
+
+    def friction(self, name: str) -> float:
+        """An object's lateral friction coefficient."""
+        return float(p.getDynamicsInfo(self.bodies[name], -1, physicsClientId=self.client)[1])
+
+    def set_friction(self, name: str, mu: float) -> None:
+        """Change an object's lateral friction (data collection perturbs it to make grasps slip)."""
+        p.changeDynamics(self.bodies[name], -1, lateralFriction=mu, physicsClientId=self.client)
+
+    def set_sleeping(self, allowed: bool) -> None:
+        """Let resting objects sleep (Bullet's deactivation, the default) or keep every contact solved."""
+        state = p.ACTIVATION_STATE_ENABLE_SLEEPING if allowed else p.ACTIVATION_STATE_DISABLE_SLEEPING
+        for body in self.bodies.values():
+            p.changeDynamics(body, -1, activationState=state, physicsClientId=self.client)
+
+    def arm_occlusion(self, name: str, camera_eye: tuple[float, float, float]) -> float:
+        """Share of samples on an object's top surface (a block's top face, a bowl's rim and floor) whose line
+        of sight to ``camera_eye`` hits the robot (ray tests)."""
+        pos, orn = self.object_pose(name)
+        if self.kinds[name] == "block":
+            g = np.linspace(-0.8, 0.8, 5) * BLOCK_SIZE / 2
+            local = np.array([(x, y, BLOCK_SIZE / 2 + 0.001) for x in g for y in g])
+        else:
+            ang = np.linspace(0, 2 * math.pi, 24, endpoint=False)
+            rim_r = 0.5 * (BOWL_INNER_RADIUS + BOWL_OUTER_RADIUS)
+            rim = np.stack([rim_r * np.cos(ang), rim_r * np.sin(ang), np.full(24, BOWL_HEIGHT + 0.001)], 1)
+            g = np.linspace(-0.05, 0.05, 5)
+            floor = np.array([(x, y, BOWL_FLOOR + 0.001) for x in g for y in g])
+            local = np.concatenate([rim, floor])
+        rot = np.asarray(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
+        starts = local @ rot.T + pos
+        hits = p.rayTestBatch(starts.tolist(), [list(camera_eye)] * len(starts), physicsClientId=self.client)
+        return float(np.mean([h[0] == self.robot for h in hits]))
 
     def ik(self, pos: tuple[float, float, float], yaw: float) -> list[float]:
         orn = p.getQuaternionFromEuler([math.pi, 0.0, yaw])
@@ -249,6 +307,31 @@ class SimRobot:
     def observe(self) -> SceneState:
         """The scene as the robot's observer sees it (ground truth when no observer is set)."""
         return self.observer() if self.observer is not None else self.world.scene_state()
+
+    def home(self) -> bool:
+        """The home pose: high and near the base, where the cameras see the whole table."""
+        return self.move_to(HOME, 0.0, HOME_SPEED)
+
+    def proprio(self) -> np.ndarray:
+        w = self.world
+        q, dq = w.joint_states()
+        pos, orn = w.ee_pose()
+        return pack_proprio(joint_positions=q, joint_velocities=dq, ee_position=pos, ee_quaternion=orn,
+                            finger_gap=w.finger_gap())
+
+    def views(self, image_size: int) -> list[View]:
+        """Render every perception camera and back-project each into a calibrated ``View``."""
+        views = []
+        for i, cam in enumerate(perception_cameras(image_size)):
+            rgb, _, zbuf = self.world.render(cam)
+            view, proj = cam.matrices()
+            views.append(View.from_zbuffer(f"camera{i}", rgb, zbuf, view, proj, TINY_RENDERER_PIXEL_OFFSET))
+        return views
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The fixed top-down camera (rgb, metric depth, world-frame points) and the joint sensors."""
+        rgb, depth, zbuf = self.world.render()
+        return {RGB: rgb, DEPTH: depth, POINTS: self.world.points(rgb, zbuf), PROPRIO: self.proprio()}
 
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
         w = self.world

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.world.errors import TaskError
-from embodied.world.observation import PROPRIO_DIM, pack_proprio
+from embodied.world.observation import PROPRIO_DIM
 from embodied.world.predicates import goal_values
 from embodied.world.scene import MAX_BLOCKS, MAX_BOWLS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState
 from embodied.world.symbolic import SymbolicState, abstract
@@ -158,12 +158,7 @@ class TabletopEnv(gym.Env):
 
     # ------------------------------------------------------------------ reading
     def _obs(self) -> dict[str, np.ndarray]:
-        rgb, depth, zbuf = self.world.render()
-        q, dq = self.world.joint_states()
-        pos, orn = self.world.ee_pose()
-        proprio = pack_proprio(joint_positions=q, joint_velocities=dq, ee_position=pos, ee_quaternion=orn,
-                               finger_gap=self.world.finger_gap())
-        return {"rgb": rgb, "depth": depth, "points": self.world.points(rgb, zbuf), "proprio": proprio}
+        return self.robot.observation()
 
     def observation(self) -> dict[str, np.ndarray]:
         """The current observation (rgb, depth, points, proprio), as ``reset``/``step`` return it."""

@@ -287,6 +287,37 @@ def success_inputs(raw_before: np.ndarray, raw_after: np.ndarray, block: str, ta
     return crops, np.concatenate([scalars, after_scalars(proprio_after)]).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- datasets of collected calls
+def load_dataset(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a dataset written by `embodied train grounding collect` (one ``.npz``), for training and metrics."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no grounding dataset at {path}; collect one with "
+                                "`embodied train grounding collect`")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def dataset_inputs(config: GroundingConfig, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs for every sample of a dataset: crops (N, C, S, S), scalars (N, n_scalars)."""
+    crops, scalars = [], []
+    for i in range(len(data["label"])):
+        block, target = str(data["block"][i]), str(data["target"][i])
+        if isinstance(config, SuccessDetectorConfig):
+            c, s = success_inputs(data["raw_before"][i].astype(np.float32), data["raw_after"][i].astype(np.float32),
+                                  block, target, data["scalars"][i], data["proprio_after"][i])
+        else:
+            raw = {block: data["raw_before"][i, 0].astype(np.float32), target: data["raw_before"][i, 1].astype(np.float32)}
+            kind = TARGET_KINDS[int(data["kind"][i])]
+            c, s = affordance_inputs(config, raw, {block: (data["block_pos"][i], "block"),
+                                                   target: (data["target_pos"][i], kind)},
+                                     [(block, target)], data["proprio_before"][i])
+            c, s = c[0], s[0]
+        crops.append(c)
+        scalars.append(s)
+    return np.stack(crops), np.stack(scalars)
+
+
 # --------------------------------------------------------------------------- save / load
 def save_checkpoint(model: CropNet, folder: Path) -> Path:
     """``config.json`` (with its ``type``) and ``model.safetensors`` (float32) in ``folder``."""
@@ -310,7 +341,7 @@ def load_checkpoint(folder: Path, expect_type: str | None = None) -> CropNet:
     for path in (cfg_path, weights):
         if not path.is_file():
             raise CheckpointError(f"missing checkpoint file {path} (a grounding checkpoint folder holds config.json "
-                                  "and model.safetensors; train one with `python -m embodied.training.grounding`)")
+                                  "and model.safetensors; train one with `embodied train grounding all`)")
     try:
         raw = json.loads(cfg_path.read_text())
         type_ = raw.pop("type")

@@ -16,9 +16,20 @@ from torch import nn
 
 from embodied.world.errors import EmbodiedError
 
+PLANNER_ADAPTER = Path(__file__).parent / "planner_lora"  # the shipped planner adapter (`embodied train planner`)
+PLANNER_ADAPTER_LLM = "smollm2"  # the only model the shipped adapter fits
+
 
 class CheckpointError(EmbodiedError):
     """A missing, corrupt or mismatched checkpoint."""
+
+
+def adapter_folder(spec: str, llm: str) -> Path | None:
+    """The adapter folder an ``adapter`` option names: "none" -> None, "default" -> the shipped planner adapter
+    (None for another model than the one it was trained on), anything else -> that folder."""
+    if spec == "none" or (spec == "default" and llm != PLANNER_ADAPTER_LLM):
+        return None
+    return PLANNER_ADAPTER if spec == "default" else Path(spec)
 
 
 @dataclass

@@ -65,7 +65,7 @@ class EncoderConfig:
 
 
 @dataclass
-class CameraConfig(EncoderConfig):
+class CameraEncoderConfig(EncoderConfig):
     """Top-down rgb -> ``n_tokens`` soft tokens."""
 
     type: ClassVar[str] = "camera"
@@ -76,12 +76,12 @@ class CameraConfig(EncoderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.image_size < 8 or self.image_size % (2 ** len(self.channels)):
-            raise PalmEError(f"CameraConfig.image_size must be >= 8 and divisible by 2**len(channels)="
+            raise PalmEError(f"CameraEncoderConfig.image_size must be >= 8 and divisible by 2**len(channels)="
                              f"{2 ** len(self.channels)}, got {self.image_size}")
         if not self.channels or any(c < 1 for c in self.channels):
-            raise PalmEError(f"CameraConfig.channels must be positive widths, got {self.channels}")
+            raise PalmEError(f"CameraEncoderConfig.channels must be positive widths, got {self.channels}")
         if not 1 <= self.n_tokens <= 64:
-            raise PalmEError(f"CameraConfig.n_tokens must be in [1, 64], got {self.n_tokens}")
+            raise PalmEError(f"CameraEncoderConfig.n_tokens must be in [1, 64], got {self.n_tokens}")
 
 
 @dataclass
@@ -143,7 +143,7 @@ class CameraEncoder(Encoder):
 
     anchor_word = " table"
 
-    def __init__(self, config: CameraConfig, hidden_size: int) -> None:
+    def __init__(self, config: CameraEncoderConfig, hidden_size: int) -> None:
         super().__init__(hidden_size, config.n_tokens)
         self.config = config
         layers: list[nn.Module] = []
@@ -264,7 +264,7 @@ class ProprioEncoder(Encoder):
 
 
 ENCODERS: dict[str, tuple[type[EncoderConfig], type[Encoder]]] = {
-    "camera": (CameraConfig, CameraEncoder),
+    "camera": (CameraEncoderConfig, CameraEncoder),
     "pointcloud": (PointCloudConfig, PointCloudEncoder),
     "proprio": (ProprioConfig, ProprioEncoder),
 }
@@ -285,7 +285,7 @@ class PalmEConfig:
     """The three encoders and the LM they were trained for (its width fixes the token size)."""
 
     hidden_size: int  # the LM's embedding width (576 for SmolLM2-135M)
-    camera: CameraConfig = field(default_factory=CameraConfig)
+    camera: CameraEncoderConfig = field(default_factory=CameraEncoderConfig)
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)
     proprio: ProprioConfig = field(default_factory=ProprioConfig)
     llm: str = "smollm2"  # the language model (spec) the encoders speak to
@@ -384,7 +384,7 @@ class PalmEEncoders(nn.Module):
         cfg_path, weights = folder / CONFIG, folder / WEIGHTS
         if not cfg_path.exists() or not weights.exists():
             raise CheckpointError(f"no PaLM-E encoders in {folder}: expected {CONFIG} and {WEIGHTS} "
-                                  "(train them with `python -m embodied.training.palme train`)")
+                                  "(train them with `embodied train palme train`)")
         try:
             config = PalmEConfig(**json.loads(cfg_path.read_text()))
         except (json.JSONDecodeError, TypeError, EmbodiedError) as e:
@@ -476,6 +476,20 @@ def scene_features(obs: dict[str, np.ndarray], state: SceneState, n_points: int 
     points, mask, centroid, labels, _ = object_segments(obs["points"], state, n_points)
     return {"rgb": np.asarray(obs["rgb"], np.uint8), "proprio": np.asarray(obs["proprio"], np.float32),
             "points": points, "mask": mask, "centroid": centroid, "labels": labels}
+
+
+def aux_targets(names: Sequence[str], support: dict[str, str]) -> np.ndarray:
+    """Per object (MAX_OBJECTS, 2) colour class of the block on/in it and of what it rests on (none: last),
+    the targets of the point trunk's relation head."""
+    none = N_RELATION - 1
+    out = np.full((MAX_OBJECTS, 2), -100, np.int64)
+    for i, n in enumerate(names[:MAX_OBJECTS]):
+        above = [x for x, s in support.items() if s == n]
+        below = support.get(n)
+        out[i, 0] = COLOR_NAMES.index(above[0].split()[0]) if above else none
+        color = below.split()[0] if below and below.split()[0] in COLOR_NAMES else None
+        out[i, 1] = COLOR_NAMES.index(color) if color else none
+    return out
 
 
 # --------------------------------------------------------------------------- the prefix

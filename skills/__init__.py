@@ -1,8 +1,20 @@
-"""Skills: the Robot API they act through, the primitives, and the registry that names them."""
+"""Skills: the Robot API they act through, the primitives, and the registry that lists them
+(``skills.registry.SKILLS``, loaded here)."""
 
-from skills import primitives  # noqa: F401  (registers the primitives)
 from skills.base import Skill, SkillCall, SkillResult
-from skills.registry import call_text, get_skill, register, skill_names
+from skills.registry import (
+    apply,
+    call_text,
+    candidate_calls,
+    get_skill,
+    load,
+    register,
+    registered,
+    skill_names,
+)
 from skills.robot import Robot
 
-__all__ = ["Robot", "Skill", "SkillCall", "SkillResult", "call_text", "get_skill", "register", "skill_names"]
+load()
+
+__all__ = ["Robot", "Skill", "SkillCall", "SkillResult", "apply", "call_text", "candidate_calls", "get_skill",
+           "register", "registered", "skill_names"]

@@ -1,14 +1,23 @@
-"""The skill seam: a named, described, typed action with an affordance hook, executed through the Robot API."""
+"""The skill seam: a named, described, typed action that declares, in its own file, everything other
+layers need from it: its execution (``execute``), affordance, symbolic effect (``effect``: ideal execution,
+read by the oracle, dry runs and planning-success judgements), the calls a scene allows (``candidates``,
+and ``goal_candidates`` for calls only a goal's arguments make sensible), the option text a language model
+reads (``text``), whether skill code may call it (``in_api``) and how the library sees it (``move``,
+``combine``). Skills are listed once, in ``skills.registry.SKILLS``."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from embodied.world.errors import SkillError
-from embodied.world.scene import SceneState
+from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.symbolic import SymbolicState
 from skills.robot import Robot
+
+State = SceneState | SymbolicState  # candidates need only names and the held block, which both carry
 
 
 @dataclass(frozen=True)
@@ -41,13 +50,20 @@ class SkillResult:
         return {"success": self.success, "reason": self.reason, "steps": self.steps, **self.details}
 
 
+def targets(state: State) -> list[str]:
+    """Everything a block can be put on, in, or at, in option order: blocks, bowls, named locations."""
+    return list(state.blocks) + list(state.bowls) + list(LOCATION_NAMES)
+
+
 class Skill:
     """Base class. Subclasses set ``name``, ``description`` (one line, written for a language model),
-    ``Params`` (a dataclass of string arguments) and implement ``affordance`` and ``execute``."""
+    ``Params`` (a dataclass of string arguments) and implement ``affordance``, ``effect`` and ``execute``;
+    the other hooks have defaults that offer nothing."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     Params: ClassVar[type]
+    in_api: ClassVar[bool] = False  # skill code may call it as ``api.<name>(<params in order>)``
 
     def params(self, args: dict[str, str]) -> Any:
         """Build typed parameters, naming any missing or unexpected argument."""
@@ -66,6 +82,30 @@ class Skill:
     def affordance(self, state: SceneState, params: Any) -> float:
         """Probability in [0, 1] that ``execute`` succeeds from ``state``."""
         return 1.0
+
+    def effect(self, state: SymbolicState, params: Any) -> tuple[SymbolicState, str | None]:
+        """Ideal execution on the symbolic state: the new state and ``None``, or an unchanged copy and the
+        reason it fails. Never mutates ``state``."""
+        return state.copy(), f"skill {self.name!r} has no symbolic effect"
+
+    def candidates(self, state: State) -> list[Any]:
+        """Parameters of every call of this skill that a planner should consider from ``state``."""
+        return []
+
+    def goal_candidates(self, state: State, goal: Sequence[Sequence]) -> list[Any]:
+        """Further calls that only make sense for ``goal`` (say, points it names); offered next to
+        ``candidates`` when a goal is known."""
+        return []
+
+    def move(self, params: Any) -> tuple[str, str] | None:
+        """``(block, target)`` when this call carries a block onto/into/at a named object or location and its
+        API method takes exactly those two arguments: the library abstracts plans of such moves into code."""
+        return None
+
+    def combine(self, first: Any, second: Any) -> Any | None:
+        """Params of one call of this skill that does what the SkillCalls ``first`` then ``second`` do, or
+        ``None``: the library merges recorded steps this way before abstracting them."""
+        return None
 
     def execute(self, robot: Robot, params: Any) -> SkillResult:
         raise NotImplementedError

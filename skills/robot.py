@@ -1,15 +1,21 @@
-"""The Robot API: everything a skill may do. The simulator implements it and, later, the ROS bridge."""
+"""The Robot API: everything skills and the runtime may ask of a robot. The simulator implements it
+(`envs.sim.SimRobot`); a real arm implements it too (the ROS bridge). Nothing above this seam touches
+PyBullet or a simulator's world."""
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
+from embodied.world.observation import View
 from embodied.world.scene import SceneState
 
 
 @runtime_checkable
 class Robot(Protocol):
-    """Move the end effector, open or close the gripper, read the latest state. Nothing else."""
+    """Move the end effector, open or close the gripper, go home, read the latest state. Skills use only
+    ``observe``, ``move_to``, ``set_gripper`` and ``steps``; the runtime also uses ``home`` and ``proprio``."""
 
     def observe(self) -> SceneState:
         """The latest scene state (objects, end-effector position, gripper width, held object)."""
@@ -24,7 +30,28 @@ class Robot(Protocol):
         """Open the fingers to a ``width`` gap (metres), or close them, until they stop; return the final gap."""
         ...
 
+    def home(self) -> bool:
+        """Take the hand to the robot's home pose, out of the cameras' way; True when it arrived."""
+        ...
+
+    def proprio(self) -> np.ndarray:
+        """The joint sensors as one vector in the layout of `embodied.world.observation.PROPRIO_FIELDS`."""
+        ...
+
     @property
     def steps(self) -> int:
-        """Physics steps executed so far (for budgets and reporting)."""
+        """Control ticks (physics steps in simulation) executed so far, for budgets and reporting."""
+        ...
+
+
+@runtime_checkable
+class Cameras(Protocol):
+    """The robot's calibrated cameras: what perception fuses and what learned models read."""
+
+    def views(self, image_size: int) -> list[View]:
+        """One calibrated RGB-D view per perception camera, ``image_size`` pixels square."""
+        ...
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The main camera and the joint sensors under `embodied.world.observation.OBSERVATION_KEYS`."""
         ...

@@ -17,7 +17,6 @@ from embodied.grounding import (
     binary_metrics,
     make_affordance,
     make_success_detector,
-    retreat,
 )
 from embodied.world.errors import EmbodiedError
 from envs.tabletop import TabletopEnv
@@ -32,7 +31,7 @@ from policies.grounding import (
 )
 from policies.lora import CheckpointError
 from skills import SkillCall, get_skill
-from skills.primitives import execute_pick_and_place
+from skills.pick_and_place import execute_pick_and_place
 from tests.conftest import make_task
 
 
@@ -147,7 +146,7 @@ def test_learned_affordance_on_a_real_scene(env128) -> None:
     # location, which is what `at` means in embodied.world.symbolic.)
     assert execute_pick_and_place(env.robot, "red block", "blue block").success
     assert execute_pick_and_place(env.robot, "green block", "top left corner").success
-    retreat(env.robot)
+    env.robot.home()
     calls = [pnp("red block", "yellow bowl"), pnp("green block", "yellow bowl"),  # feasible
              pnp("blue block", "yellow bowl"),  # blue is under red
              pnp("green block", "blue block"),  # red is on blue
@@ -169,7 +168,7 @@ def test_learned_success_detector_on_a_real_scene(env128) -> None:
     detector = make_success_detector("learned")
     before, state = env.observation(), env.scene_state()
     ok = execute_pick_and_place(env.robot, "red block", "yellow bowl")
-    retreat(env.robot)
+    env.robot.home()
     after = env.observation()
     assert ok.success and detector.success(before, after, state, pnp("red block", "yellow bowl")) > 0.7
     # nothing happened at all: the block is still where it was
@@ -197,7 +196,8 @@ def test_force_false_keeps_the_refusal(env128) -> None:
 @pytest.mark.slow
 def test_collect_train_evaluate_end_to_end(tmp_path) -> None:
     from embodied.grounding import grounding_metrics
-    from embodied.training.grounding import CollectConfig, collect, load_dataset, train
+    from embodied.training.grounding import CollectConfig, collect, train
+    from policies.grounding import load_dataset
 
     cfg = CollectConfig(calls_per_scene=2)
     a = load_dataset(collect([3, 4], tmp_path / "a.npz", cfg))

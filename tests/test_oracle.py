@@ -1,4 +1,4 @@
-"""The symbolic oracle: plans that `embodied.world.symbolic.apply` executes to the goal, and no shorter ones exist."""
+"""The symbolic oracle: plans that `skills.registry.apply` executes to the goal, and no shorter ones exist."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from embodied.planners.oracle import OracleAgent, OraclePlanner, analyse, heuristic, plan
 from embodied.world.predicates import goal_satisfied
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, TABLE_Z, ObjectState, SceneState
-from embodied.world.symbolic import SymbolicState, apply
+from embodied.world.symbolic import SymbolicState
 from embodied.world.tasks import SceneSpec, Task
 from envs.generator import FAMILY_NAMES, generate
+from skills import apply
 from skills.base import SkillCall
 
 R, B, G, Y = "red block", "blue block", "green block", "yellow block"
@@ -26,7 +27,7 @@ def initial_state(task: Task) -> SymbolicState:
 
 def execute(state: SymbolicState, calls: list[SkillCall]) -> SymbolicState:
     for call in calls:
-        state, why = apply(state, call.name, call.args)
+        state, why = apply(state, call)
         assert why is None, (call, why)
     return state
 
@@ -50,7 +51,7 @@ def shortest(state: SymbolicState, goal: list[list], limit: int) -> int | None:
             calls = [("place", {"target": t}) for t in targets] if s.held else [
                 ("pick_and_place", {"block": b, "target": t}) for b in s.blocks for t in targets]
             for name, args in calls:
-                s2, why = apply(s, name, args)
+                s2, why = apply(s, SkillCall(name, args))
                 if why is None and s2.key() not in seen:
                     seen.add(s2.key())
                     nxt.append(s2)

@@ -10,7 +10,7 @@ import torch
 
 from embodied.planners.palme import planning_prompt, question_prompt
 from embodied.planners.prompting import Step
-from embodied.training.palme import aux_targets, scene_questions
+from embodied.runtime.vqa import scene_questions
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import ObjectState, SceneState
 from policies.lora import CheckpointError
@@ -20,6 +20,7 @@ from policies.palme import (
     MultimodalPrefix,
     PalmEConfig,
     PalmEEncoders,
+    aux_targets,
     make_encoder,
     object_segments,
     scene_features,
@@ -270,9 +271,9 @@ def test_drop_flag_parses_modalities_and_rejects_unknown_ones(capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", "--tasks", "x.jsonl", "--planner", "palme", "--drop", "camera,lidar"])
     assert e.value.code == 2
-    from embodied.cli import _modalities
+    from embodied.cli import _csv
 
-    assert _modalities("camera, proprio") == ["camera", "proprio"]
+    assert _csv(("camera", "pointcloud", "proprio"))("camera, proprio") == ("camera", "proprio")
     tasks = Path(__file__).resolve().parent.parent / "benchmarks" / "generated_100.jsonl"
     capsys.readouterr()
     assert main(["eval", "--tasks", str(tasks), "--drop", "camera"]) == 2  # saycan has no sensor tokens to drop
@@ -326,7 +327,9 @@ def test_shipped_checkpoint_fits_its_config_and_the_size_limit():
 def test_data_train_and_vqa_round_trip_with_the_adapter(tmp_path):
     """Two oracle episodes -> two fine-tuning steps (encoders and LoRA both move) -> a checkpoint the planner
     and eval-vqa load with its own adapter."""
-    from embodied.training.palme import DataConfig, TrainConfig, collect, eval_vqa, load_lm_for, train
+    from embodied.planners.palme import load_lm_for
+    from embodied.runtime.vqa import DataConfig, collect, eval_vqa
+    from embodied.training.palme import TrainConfig, train
     from policies.lora import adapter_state
 
     data = tmp_path / "d.npz"
@@ -373,10 +376,12 @@ def test_a_relation_token_of_its_own_starts_as_empty_and_growing_keeps_the_name_
         grown.grow_object_tokens(2, word)
 
 
-def test_train_cli_rejects_bad_options_with_a_clear_line(capsys):
+def test_train_cli_rejects_bad_options_with_a_clear_line():
     from embodied.training.palme import main
 
-    assert main(["train", "--modality-dropout", "1.5"]) == 2
-    assert "modality_dropout" in capsys.readouterr().err
-    assert main(["train", "--obj-tokens", "9"]) == 2
-    assert "n_tokens must be in [1, 4]" in capsys.readouterr().err
+    with pytest.raises(EmbodiedError, match="modality_dropout"):
+        main(["train", "--modality-dropout", "1.5"])
+    with pytest.raises(EmbodiedError, match=r"n_tokens must be in \[1, 4\]"):
+        main(["train", "--obj-tokens", "9"])
+    with pytest.raises(EmbodiedError, match="leaves"):
+        main(["data", "--seed", "600"])  # evaluation seeds are not training data

@@ -7,19 +7,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from embodied.bench import benchmark_detection, detection_metrics
 from embodied.perception import (
     PerceptionConfig,
     Proprio,
-    View,
-    benchmark_detection,
     classify_colors,
-    detection_metrics,
+    hand_from_proprio,
     perceive,
-    perceive_world,
-    read_proprio,
-    render_views,
+    perceive_robot,
 )
 from embodied.world.errors import EmbodiedError
+from embodied.world.observation import View
 from embodied.world.scene import BLOCK_SIZE, COLORS, TABLE_Z, ObjectState, SceneState
 from envs.generator import generate
 from skills import get_skill
@@ -41,7 +39,7 @@ def assert_matches(perceived: SceneState, truth: SceneState, tol: float = 0.01) 
 def test_generated_scene_matches_ground_truth(env) -> None:
     env.reset(seed=5, options={"task": generate("matching_bowls", 5)})
     truth = env.scene_state()
-    seen = perceive_world(env.world)
+    seen = perceive_robot(env.robot, env.robot)
     assert_matches(seen, truth)
     assert seen.held is None
     assert seen.ee_position == pytest.approx(truth.ee_position, abs=1e-6)
@@ -58,11 +56,11 @@ def built(env):
     env.reset(seed=3, options={"task": task})
     stages = {}
     assert run(env, "pick_and_place", block="red block", target="red bowl").success
-    stages["in_bowl"] = (perceive_world(env.world), env.scene_state())
+    stages["in_bowl"] = (perceive_robot(env.robot, env.robot), env.scene_state())
     assert run(env, "pick_and_place", block="blue block", target="green block").success
-    stages["stacked"] = (perceive_world(env.world, previous=stages["in_bowl"][0]), env.scene_state())
+    stages["stacked"] = (perceive_robot(env.robot, env.robot, previous=stages["in_bowl"][0]), env.scene_state())
     assert run(env, "pick", block="blue block").success
-    stages["held"] = (perceive_world(env.world, previous=stages["stacked"][0]), env.scene_state())
+    stages["held"] = (perceive_robot(env.robot, env.robot, previous=stages["stacked"][0]), env.scene_state())
     return env, stages
 
 
@@ -85,11 +83,11 @@ def test_hard_cases_after_real_skills(built) -> None:
 def test_held_block_hidden_is_kept_with_the_hand(built) -> None:
     env, stages = built
     before, _ = stages["held"]
-    views = render_views(env.world)
+    views = env.robot.views(PerceptionConfig().image_size)
     blue = list(COLORS).index("blue")
     for v in views:  # a camera that cannot see the blue block at all
         v.points[classify_colors(v.rgb, PerceptionConfig()) == blue] = np.nan
-    proprio = read_proprio(env.world)
+    proprio = hand_from_proprio(env.robot.proprio())
     assert "blue block" not in perceive(views, proprio).objects
     kept = perceive(views, proprio, previous=before)
     assert kept.held == "blue block"
@@ -106,7 +104,7 @@ def test_object_permanence_keeps_only_what_cannot_be_seen(env) -> None:
     in_view = (0.45, -0.25, TABLE_Z + 0.02)  # bare table in every view: had it been there, it would be seen
     previous.objects["purple block"] = ObjectState("purple block", "block", "purple", hidden)
     previous.objects["orange block"] = ObjectState("orange block", "block", "orange", in_view)
-    seen = perceive_world(env.world, previous=previous)
+    seen = perceive_robot(env.robot, env.robot, previous=previous)
     assert "purple block" in seen.objects and "orange block" not in seen.objects
     assert seen.objects["purple block"].position == hidden
 
@@ -114,7 +112,7 @@ def test_object_permanence_keeps_only_what_cannot_be_seen(env) -> None:
 def test_views_back_project_onto_the_table(env) -> None:
     env.reset(seed=1, options={"task": make_task(["red"], [], [["at", "red block", "middle"]], seed=1)})
     config = PerceptionConfig()
-    for v in render_views(env.world, config):
+    for v in env.robot.views(config.image_size):
         table = v.points[(classify_colors(v.rgb, config) < 0) & (np.abs(v.points[:, 2] - TABLE_Z) < 0.02)]
         assert len(table) > 1000
         assert np.abs(table[:, 2] - TABLE_Z).max() < 1e-3, v.name
@@ -153,7 +151,7 @@ def test_detection_metrics() -> None:
 @pytest.mark.parametrize("field,value", [
     ("image_size", 8), ("voxel_size", 0.0), ("voxel_size", 0.05), ("plane_threshold", -0.001),
     ("dbscan_eps", float("nan")), ("dbscan_min_points", 0), ("color_tolerance", 2.0),
-    ("held_gap", (0.05, 0.03)), ("cameras", ()), ("min_block_points", 1.5),
+    ("held_gap", (0.05, 0.03)), ("min_block_points", 1.5),
 ])
 def test_bad_config_is_rejected_naming_the_field(field: str, value) -> None:
     with pytest.raises(EmbodiedError, match=field):

@@ -135,7 +135,7 @@ def test_embedded_planner_solves_generated_tasks_symbolically() -> None:
     """The shipped adapter on the embedded model plans a few unseen tasks (ideal skills)."""
     from embodied.planners.prompting import initial_state
     from embodied.planners.saycan import SayCanPlanner
-    from embodied.world.symbolic import apply
+    from skills import apply
 
     planner = SayCanPlanner(affordance=False)
     solved = 0
@@ -150,7 +150,7 @@ def test_embedded_planner_solves_generated_tasks_symbolically() -> None:
             if d.call.name == "done":
                 break
             calls.append(d.call)
-            state, why = apply(state, d.call.name, d.call.args)
+            state, why = apply(state, d.call)
             from skills import SkillResult
 
             planner.feedback(d.call, SkillResult(why is None, why or ""), objs)

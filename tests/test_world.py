@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from embodied.world import seeds
-from embodied.world.observation import PROPRIO, PROPRIO_DIM, pack_proprio, proprio_field
+from embodied.world.observation import PROPRIO_DIM, PROPRIO_SLICES, pack_proprio, proprio_field
 
 
 def test_seed_ranges_never_overlap_and_cover_the_benchmarks():
@@ -37,7 +37,7 @@ def test_proprio_layout_round_trips():
     assert vec.shape == (PROPRIO_DIM,) == (22,)
     assert np.allclose(proprio_field(vec, "ee_position"), [1, 2, 3])
     assert np.isclose(proprio_field(vec, "finger_gap")[0], 0.04)
-    assert PROPRIO["finger_gap"] == slice(21, 22)
+    assert PROPRIO_SLICES["finger_gap"] == slice(21, 22)
     with pytest.raises(KeyError, match="ee_position"):
         pack_proprio(joint_positions=np.zeros(7))
 

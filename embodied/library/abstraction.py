@@ -3,7 +3,8 @@ becomes a loop, and every step is guarded by its own goal so the skill also work
 
 Three shapes are recognised (anything else stays a guarded straight line): a chain (each block goes on
 the previous one: a tower), one shared target (every block into one bowl) and pairs (each block to its
-own bowl or place)."""
+own bowl or place). Only plans of moves are abstracted (``Skill.move``: a block carried to a named
+object or location, one skill for the whole plan); merging and moves are read from the registry."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 
 from embodied.library.store import Param
 from embodied.world.predicates import goal_satisfied
-from embodied.world.symbolic import SymbolicState, apply, target_kind
-from skills import SkillCall
+from embodied.world.symbolic import SymbolicState, target_kind
+from skills import SkillCall, apply
+from skills.registry import combine, move
 
 
 @dataclass
@@ -29,11 +31,13 @@ class SkillDraft:
 
 
 def merge_primitives(calls: Sequence[SkillCall]) -> list[SkillCall]:
-    """pick(b) followed by place(t) becomes pick_and_place(b, t); other calls pass through."""
+    """Two calls a skill declares as one (``Skill.combine``: a pick then a place is a pick-and-place)
+    become that call; other calls pass through."""
     out: list[SkillCall] = []
     for call in calls:
-        if call.name == "place" and out and out[-1].name == "pick":
-            out[-1] = SkillCall("pick_and_place", {"block": out[-1].args["block"], "target": call.args["target"]})
+        merged = combine(out[-1], call) if out else None
+        if merged is not None:
+            out[-1] = merged
         else:
             out.append(call)
     return out
@@ -44,7 +48,7 @@ def minimise(calls: list[SkillCall], start: SymbolicState, goal: Sequence[Sequen
     def reaches(plan: list[SkillCall]) -> bool:
         s = start
         for c in plan:
-            s, why = apply(s, c.name, c.args)
+            s, why = apply(s, c)
             if why is not None:
                 return False
         return goal_satisfied(goal, s)
@@ -75,9 +79,10 @@ def abstract_plan(goal: Sequence[Sequence], calls: Sequence[SkillCall],
                   start: SymbolicState, family: str | None = None) -> SkillDraft | None:
     """A skill from a plan that reached ``goal`` from ``start``; None when there is nothing to abstract."""
     plan = minimise(merge_primitives(calls), start, goal)
-    if not plan or any(c.name != "pick_and_place" for c in plan):
+    moves = [m for c in plan if (m := move(c)) is not None] if plan else []
+    if not plan or len(moves) != len(plan) or len({c.name for c in plan}) != 1:
         return None
-    moves = [(c.args["block"], c.args["target"]) for c in plan]
+    call = f"api.{plan[0].name}"  # the move skill's API method, e.g. api.pick_and_place(block, target)
     # parameter order: targets before movers as the plan meets them, so a tower's blocks run bottom first
     # and pairs line up block i with target i; the same shape always gives the same code (binding a
     # request's objects to parameters is left to planning time)
@@ -108,17 +113,17 @@ def abstract_plan(goal: Sequence[Sequence], calls: Sequence[SkillCall],
         body = [f"tower = [{', '.join(tower)}]",
                 "for lower, upper in zip(tower, tower[1:]):",
                 "    if api.on(upper) != lower:",
-                "        api.pick_and_place(upper, lower)"]
+                f"        {call}(upper, lower)"]
     elif n >= 2 and len(set(targets)) == 1 and kinds[0] != "block":
         name, what = f"put_{n}_blocks_in_one_{kinds[0]}", f"put {n} blocks into one {kinds[0]}"
         body = [f"for block in [{', '.join(movers)}]:",
                 f"    if {_guard('block', targets[0], kinds[0])}:",
-                f"        api.pick_and_place(block, {targets[0]})"]
+                f"        {call}(block, {targets[0]})"]
     elif n >= 2 and len(set(kinds)) == 1 and kinds[0] != "block" and len(set(targets)) == n:
         name, what = f"put_{n}_blocks_in_{n}_{kinds[0]}s", f"put {n} blocks each into its own {kinds[0]}"
         body = [f"for block, target in zip([{', '.join(movers)}], [{', '.join(targets)}]):",
                 f"    if {_guard('block', 'target', kinds[0])}:",
-                "        api.pick_and_place(block, target)"]
+                f"        {call}(block, target)"]
     else:
         preps = {"block": "on", "bowl": "in", "location": "at"}
         shape = "_then_".join(f"{preps[k]}_{k}" for k in kinds)
@@ -126,7 +131,7 @@ def abstract_plan(goal: Sequence[Sequence], calls: Sequence[SkillCall],
         what = "; ".join(f"put {b} {preps[k]} {t}" for b, t, k in zip(movers, targets, kinds, strict=True))
         body = []
         for b, t, k in zip(movers, targets, kinds, strict=True):
-            body += [f"if {_guard(b, t, k)}:", f"    api.pick_and_place({b}, {t})"]
+            body += [f"if {_guard(b, t, k)}:", f"    {call}({b}, {t})"]
     signature = ", ".join(["api"] + [p.name for p in params])
     code = "\n".join([f"def {name}({signature}):", f'    """{what[0].upper() + what[1:]}."""']
                      + ["    " + line for line in body]) + "\n"

@@ -1,23 +1,30 @@
-"""The surface learned skill code acts through: the primitives (pick, place, pick_and_place) and read-only
-queries on the scene, all plain strings and lists. `LiveAPI` drives the Robot API with real physics;
-`DryRunAPI` applies the same calls to the symbolic abstraction, to preview a skill's plan before running it."""
+"""The surface learned skill code acts through: the skills the registry exposes to it (``Skill.in_api``,
+called as ``api.<name>(<params in order>)``) and read-only queries on the scene, all plain strings and
+lists. `LiveAPI` drives the Robot API with real physics; `DryRunAPI` applies the same calls to the
+symbolic abstraction (each skill's ``effect``), to preview a skill's plan before running it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from embodied.library.executor import SkillAbort
+from embodied.world.errors import EmbodiedError
 from embodied.world.scene import LOCATION_NAMES, SceneState
-from embodied.world.symbolic import SymbolicState, abstract, apply
-from skills import SkillCall, SkillResult, get_skill
+from embodied.world.symbolic import SymbolicState, abstract
+from skills import SkillCall, SkillResult, apply, get_skill
+from skills.registry import api_skill_names
 from skills.robot import Robot
 
 log = logging.getLogger(__name__)
 
-PRIMITIVES = ("pick", "place", "pick_and_place")
+PRIMITIVES: tuple[str, ...] = api_skill_names()  # the registry's skills that skill code may call
 QUERIES = ("blocks", "bowls", "locations", "held", "on", "base", "is_clear", "contents")
+if set(PRIMITIVES) & set(QUERIES):
+    raise EmbodiedError(f"skills {sorted(set(PRIMITIVES) & set(QUERIES))} clash with the API's queries: "
+                        "rename them")
 API_METHODS: tuple[str, ...] = PRIMITIVES + QUERIES
 
 
@@ -74,17 +81,23 @@ class _Queries:
     def _call(self, name: str, **args: str) -> None:
         raise NotImplementedError
 
-    def pick(self, block: str) -> None:
-        """Grasp ``block`` and lift it."""
-        self._call("pick", block=block)
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        """``api.<skill>(...)`` for every skill in ``PRIMITIVES``: arguments in the order of the skill's
+        parameters (or by name), carried out by ``_call``."""
+        if name not in PRIMITIVES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        skill = get_skill(name)
+        fields = [f.name for f in dataclasses.fields(skill.Params)]
 
-    def place(self, target: str) -> None:
-        """Put the held block on/in/at ``target``."""
-        self._call("place", target=target)
+        def primitive(*args: object, **kwargs: object) -> None:
+            if len(args) > len(fields) or any(f in kwargs for f in fields[:len(args)]):
+                raise SkillAbort(f"{name} takes ({', '.join(fields)}); got {len(args)} positional arguments "
+                                 f"and {sorted(kwargs) or 'no'} keywords")
+            self._call(name, **dict(zip(fields, args, strict=False)), **kwargs)
 
-    def pick_and_place(self, block: str, target: str) -> None:
-        """Move ``block`` onto a block, into a bowl or to a named location."""
-        self._call("pick_and_place", block=block, target=target)
+        primitive.__name__ = name
+        primitive.__doc__ = skill.description
+        return primitive
 
 
 class LiveAPI(_Queries):
@@ -135,7 +148,7 @@ class DryRunAPI(_Queries):
                 raise SkillAbort(f"{name}: {e}") from None
             if not ok:
                 raise SkillAbort(f"{name}({', '.join(call.args.values())}) is not possible from here")
-        self._state, why = apply(self._state, name, call.args)
+        self._state, why = apply(self._state, call)
         if why is not None:
             raise SkillAbort(f"{name}({', '.join(call.args.values())}) would fail: {why}")
         self.calls.append(call)

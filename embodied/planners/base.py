@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from embodied.world.scene import SceneState
 from embodied.world.tasks import Task
@@ -37,10 +37,20 @@ class Decision:
     then_done: bool = False  # the scored plan ended with "done": stop once the skill succeeds
 
 
+def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] = ()) -> Any:  # noqa: A002
+    """A planner-config field with the one-line help its command-line flag shows (``cli=False``: no flag;
+    the agent sets it; ``choices``: the values a text or list field takes). The CLI builds ``--field-name``
+    (``--no-field-name`` for a True bool, a comma-separated list for a tuple) from it."""
+    return field(default=default, metadata={"help": help, "cli": cli, "choices": choices})
+
+
 class Planner(Protocol):
-    """Oracle, SayCan and PaLM-E planners share this, so `--planner` is one flag."""
+    """Oracle, SayCan and PaLM-E planners share this, so `--planner` is one flag. Each registers its config
+    dataclass as ``config_class`` (LeRobot's config + model pairs); ``needs_goal`` planners plan from a goal."""
 
     name: str
+    config_class: ClassVar[type]
+    needs_goal: ClassVar[bool]
 
     def reset(self, task: Task) -> None: ...
 

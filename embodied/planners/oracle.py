@@ -1,10 +1,13 @@
-"""The symbolic oracle: a shortest sequence of ``pick_and_place`` calls that makes a goal true.
+"""The symbolic oracle: a shortest sequence of skill calls that makes a goal true.
 
-A* over the support relation of :mod:`embodied.world.symbolic`, with moves checked by its own ``pick_failure`` /
-``place_failure`` so plans mean exactly what ``embodied.world.symbolic.apply`` executes. The heuristic counts blocks
-that must move at least once (a move relocates one block), so it is admissible and plans are optimal:
+A* over the support relation of :mod:`embodied.world.symbolic`. The moves are the registry's candidate calls
+(``skills.registry.candidate_calls``, with the goal: a point in an ``at`` adds the call that puts a block
+there) and each skill's own symbolic effect (``skills.registry.apply``), so plans mean exactly what the
+skills declare. The heuristic counts blocks that must move at least once (a move relocates one block), so it
+is admissible and plans are optimal:
 
-* the subject of every false ``in`` / ``at`` / ``on`` (its base or support can only change if it moves),
+* the subject of every false ``in`` / ``at`` / ``on`` (its base, support or position can only change if
+  it moves),
   any other block sitting on the target of a false ``on``, and every block standing on the wrong base
   for a bowl or location the goal requires of its tower (spread along ``on`` chains and ``stacked``);
 * for a false ``stacked``: tower blocks held or resting on a non-tower block, non-tower blocks resting on
@@ -16,7 +19,8 @@ that must move at least once (a move relocates one block), so it is admissible a
 
 Search is bounded by ``max_nodes`` expansions; past it the oracle logs a warning and gives up (``None``).
 Goals that contradict themselves (a block on two blocks, two blocks on one, cycles, two bases for one
-tower, ...) are rejected before searching.
+tower, a block both on a block and at a point on the table, ...) are rejected before searching. Positions
+enter the search only at the points a goal names (``SymbolicState.key(points)``).
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from embodied.planners.base import Decision
+from embodied.planners.base import Decision, option
 from embodied.world.errors import EmbodiedError
-from embodied.world.predicates import goal_satisfied, holds
+from embodied.world.predicates import goal_satisfied, holds, point_goals
 from embodied.world.scene import LOCATION_NAMES, SceneState
-from embodied.world.symbolic import SymbolicState, abstract, apply, pick_failure, place_failure
+from embodied.world.symbolic import Point, SymbolicState, abstract, is_point, parse_point
 from embodied.world.tasks import Task
-from skills import get_skill
+from skills import apply, candidate_calls, get_skill
 from skills.base import SkillCall, SkillResult
 
 log = logging.getLogger(__name__)
@@ -80,7 +84,7 @@ def analyse(goal: Sequence[Sequence], state: SymbolicState) -> GoalInfo:
         names = list(pred[1]) if pred[0] == "stacked" else [pred[1]] + ([pred[2]] if pred[0] == "on" else [])
         missing = [n for n in names if n not in blocks]
         missing += [pred[2]] if (pred[0] == "in" and pred[2] not in bowls) or (
-            pred[0] == "at" and pred[2] not in LOCATION_NAMES) else []
+            pred[0] == "at" and not is_point(pred[2]) and pred[2] not in LOCATION_NAMES) else []
         if missing:
             info.conflict = f"{', '.join(missing)} not in the scene"
             return info
@@ -107,8 +111,13 @@ def analyse(goal: Sequence[Sequence], state: SymbolicState) -> GoalInfo:
             info.conflict = "two different 'stacked' towers share a block"
         if any((a in t) != (b in t) for a, b in info.under.items()):
             info.conflict = f"an 'on' puts a block on the tower {sorted(t)} or a tower block on another block"
+    for block, _ in point_goals(goal):
+        if block in info.under:
+            info.conflict = f"{block} must rest on {info.under[block]} and on the table at a point"
     roots: dict[str, str] = {}
     for pred in goal:
+        if pred[0] == "at" and is_point(pred[2]):
+            continue  # a point fixes where the block itself stands, not what its tower stands in
         if pred[0] in ("in", "at") and roots.setdefault(root(pred[1]), pred[2]) != pred[2]:
             info.conflict = f"{pred[1]} (or a block stacked with it) must be in both " \
                             f"{roots[root(pred[1])]} and {pred[2]}"
@@ -181,32 +190,24 @@ def heuristic(state: SymbolicState, goal: Sequence[Sequence], info: GoalInfo | N
     return max(len(must) + len(twice) + extra, 1)
 
 
-def _moves(state: SymbolicState, targets: list[str]) -> list[tuple[SkillCall, SymbolicState]]:
-    """Every successful call from ``state`` (``place`` when a block is held, else ``pick_and_place``)."""
+def _moves(state: SymbolicState, goal: Sequence[Sequence]) -> list[tuple[SkillCall, SymbolicState]]:
+    """Every candidate call from ``state`` (for ``goal``) whose effect succeeds, with the state after it."""
     out = []
-    if state.held is not None:
-        for t in targets:
-            if place_failure(state, state.held, t) is None:
-                nxt = state.copy()
-                nxt.support[state.held], nxt.held = t, None
-                out.append((SkillCall("place", {"target": t}), nxt))
-        return out
-    for b in state.blocks:
-        if pick_failure(state, b) is not None:
-            continue
-        lifted = state.copy()
-        lifted.support[b], lifted.held = "hand", b
-        for t in targets:
-            if t != state.support[b] and place_failure(lifted, b, t) is None:
-                nxt = state.copy()
-                nxt.support[b] = t
-                out.append((SkillCall("pick_and_place", {"block": b, "target": t}), nxt))
+    for call in candidate_calls(state, goal):
+        nxt, why = apply(state, call)
+        if why is None:
+            out.append((call, nxt))
     return out
+
+
+def goal_points(goal: Sequence[Sequence]) -> list[Point]:
+    """The table points a goal's ``at`` predicates name: where block positions matter to the search."""
+    return list(dict.fromkeys(parse_point(p) for _, p in point_goals(goal)))
 
 
 def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAULT_MAX_NODES,
          first_ok: Callable[[SkillCall], bool] | None = None) -> list[SkillCall] | None:
-    """A shortest list of calls that makes ``goal`` true from ``state`` under ``embodied.world.symbolic.apply``;
+    """A shortest list of calls that makes ``goal`` true from ``state`` under ``skills.apply``;
     ``[]`` when it already holds, ``None`` when it cannot be reached (or the search budget runs out).
 
     ``first_ok`` filters the first call by what the symbols cannot see (say, the physical room the hand
@@ -217,7 +218,7 @@ def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAUL
     if info.conflict is not None:
         log.debug("goal unreachable: %s", info.conflict)
         return None
-    targets = state.blocks + list(state.bowls) + list(LOCATION_NAMES)
+    points = goal_points(goal)
     start = state.copy()
     h0 = heuristic(start, goal, info)
     if h0 >= DEAD:
@@ -225,12 +226,12 @@ def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAUL
         return None
     tie = itertools.count()
     frontier = [(h0, 0, next(tie), start)]
-    best_g = {start.key(): 0}
+    best_g = {start.key(points): 0}
     came_from: dict[tuple, tuple[tuple, SkillCall]] = {}
     expanded = 0
     while frontier:
         _, neg_g, _, s = heapq.heappop(frontier)
-        g, key = -neg_g, s.key()
+        g, key = -neg_g, s.key(points)
         if g > best_g[key]:
             continue
         if goal_satisfied(goal, s):
@@ -244,10 +245,10 @@ def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAUL
             log.warning("oracle gave up after %d expansions (goal %s); raise max_nodes if it is reachable",
                         max_nodes, list(goal))
             return None
-        for call, nxt in _moves(s, targets):
+        for call, nxt in _moves(s, goal):
             if first_ok is not None and g == 0 and not first_ok(call):
                 continue
-            k = nxt.key()
+            k = nxt.key(points)
             if g + 1 >= best_g.get(k, DEAD):
                 continue
             h = heuristic(nxt, goal, info)
@@ -266,6 +267,7 @@ class OraclePlanner:
     def __init__(self, goal: Sequence[Sequence], max_nodes: int = DEFAULT_MAX_NODES) -> None:
         self.goal = [list(p) for p in goal]
         self.max_nodes = max_nodes
+        self.points = goal_points(self.goal)  # where positions matter: states differing there differ
 
     def next_call(self, state: SymbolicState, first_ok: Callable[[SkillCall], bool] | None = None
                   ) -> SkillCall | None:
@@ -277,31 +279,45 @@ class OraclePlanner:
         return steps[0] if steps else None
 
 
+@dataclass
+class OracleConfig:
+    """The search budget of the oracle."""
+
+    max_nodes: int = option(DEFAULT_MAX_NODES, "search expansions per replanning (unreachable goals stop there)")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_nodes, int) or self.max_nodes < 1:
+            raise EmbodiedError(f"OracleConfig.max_nodes must be a positive int, got {self.max_nodes!r}")
+
+
 class OracleAgent:
     """The oracle behind the planner seam: reads the symbolic state off the scene and replans every step."""
 
     name = "oracle"
+    config_class = OracleConfig
+    needs_goal = True
 
-    def __init__(self, max_nodes: int = DEFAULT_MAX_NODES) -> None:
-        self.max_nodes = max_nodes
+    def __init__(self, config: OracleConfig | None = None, **overrides: int) -> None:
+        self.config = config or OracleConfig(**overrides)
         self.planner: OraclePlanner | None = None
 
     def reset(self, task: Task) -> None:
-        self.planner = OraclePlanner(task.goal, self.max_nodes)
+        self.planner = OraclePlanner(task.goal, self.config.max_nodes)
         self.visited: set[tuple] = set()
 
     def step(self, state: SceneState, obs: dict | None = None) -> Decision:
         if self.planner is None:
             raise EmbodiedError("OracleAgent.step called before reset(task)")
         sym = abstract(state)
-        self.visited.add(sym.key())
+        points = self.planner.points
+        self.visited.add(sym.key(points))
 
         def feasible(call: SkillCall) -> bool:
             """The skill's own affordance (reach, room for the hand), and no return to a state already seen
             (which would let a blocked plan swing back and forth)."""
             skill = get_skill(call.name)
             return (skill.affordance(state, skill.params(call.args)) > 0.0
-                    and apply(sym, call.name, call.args)[0].key() not in self.visited)
+                    and apply(sym, call)[0].key(points) not in self.visited)
 
         call = self.planner.next_call(sym, feasible) or self.planner.next_call(sym)
         return Decision(call, reason="" if call is not None else "the goal cannot be reached from this state")

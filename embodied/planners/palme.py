@@ -12,21 +12,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel
-from embodied.planners.base import Decision, ScoredOption
+from embodied.planners.base import Decision, ScoredOption, option
 from embodied.planners.prompting import Step, feedback_text, option_text
 from embodied.planners.saycan import candidate_calls
 from embodied.world.errors import EmbodiedError
-from embodied.world.scene import SceneState
+from embodied.world.scene import SceneState, suggest
 from embodied.world.tasks import Task
 from skills import SkillCall, SkillResult, call_text
 from skills.registry import skill_names
+
+if TYPE_CHECKING:
+    import torch
+
+    from policies.palme import PalmEConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +75,66 @@ def question_prompt(question: str, history: Sequence[Step], n_objects: int, flag
     return "\n".join(lines + [f"Question: {question}", "Answer:"])
 
 
+def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> LanguageModel:
+    """The LM with an adapter ("default": the shipped planner LoRA, "none", or a folder), every parameter frozen."""
+    from embodied.llm.base import load_language_model
+    from policies.lora import adapter_folder, load_adapter
+
+    lm = load_language_model(llm)
+    folder = adapter_folder(adapter, llm)
+    if folder is not None:
+        load_adapter(lm.model, folder)
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    lm.model.eval()
+    if hasattr(lm, "reset_cache"):
+        lm.reset_cache()
+    return lm
+
+
+def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "") -> LanguageModel:
+    """The LM a PaLM-E checkpoint speaks to: its adapter is the checkpoint's own (``adapter == "checkpoint"``,
+    the fine-tuned variant), a named one, or none; frozen either way. ``llm`` overrides the model spec."""
+    adapter = str(checkpoint) if config.adapter == "checkpoint" else config.adapter
+    return load_frozen_lm(llm or config.llm, adapter)
+
+
 @dataclass
 class PalmEPlannerConfig:
-    """What the planner reads and how it ranks; the modality flags are the ablations."""
+    """What the planner reads and how it ranks; ``drop`` removes modalities (the ablations)."""
 
-    checkpoint: str = str(DEFAULT_CHECKPOINT)  # folder of the trained encoders (policies.palme)
-    llm: str = ""  # language-model spec; "": the one the encoders were trained with
-    camera: bool = True  # image tokens in the prompt
-    pointcloud: bool = True  # one token per object
-    proprio: bool = True  # robot-state token
-    affordance: bool = True  # weight by skill affordances (False: the language model alone)
-    affordance_model: str = "analytic"  # "analytic" pre-checks or "learned" value functions
-    feedback: bool = True  # write each step's outcome into the prompt (Inner Monologue)
-    length_norm: bool = False  # mean log-prob per token instead of the sum
-    min_affordance: float = 0.05  # options below this are not offered at all
+    checkpoint: str = option(str(DEFAULT_CHECKPOINT), "encoder checkpoint folder (default: policies/palme)")
+    llm: str = option("", "language model; '' (default): the one the encoders were trained with")
+    drop: tuple[str, ...] = option((), "modalities to leave out of the prompt (ablations)",
+                                   choices=tuple(ALL_MODALITIES))
+    affordance: bool = option(True, "weight by skill affordances (off: rank by the language model alone)")
+    feedback: bool = option(True, "write each step's outcome into the prompt (Inner Monologue)")
+    length_norm: bool = option(False, "score options by mean log-prob per token instead of the sum")
+    min_affordance: float = option(0.05, "options below this affordance are not offered at all")
 
     def __post_init__(self) -> None:
+        self.drop = tuple(self.drop)
+        bad = [m for m in self.drop if m not in ALL_MODALITIES]
+        if bad:
+            raise EmbodiedError(f"PalmEPlannerConfig.drop: unknown modality {bad[0]!r}"
+                                f"{suggest(bad[0], list(ALL_MODALITIES))}; modalities: {', '.join(ALL_MODALITIES)}")
         if not 0.0 <= self.min_affordance < 1.0:
             raise EmbodiedError(f"PalmEPlannerConfig.min_affordance must be in [0, 1), got {self.min_affordance}")
 
     @property
     def flags(self) -> dict[str, bool]:
-        return {"camera": self.camera, "pointcloud": self.pointcloud, "proprio": self.proprio}
+        return modality_flags(self.drop)
 
 
 class PalmEPlanner:
     """`Planner` seam implementation reading sensors through soft tokens; needs ``obs`` at every step."""
 
     name = "palme"
+    config_class = PalmEPlannerConfig
+    needs_goal = False
 
     def __init__(self, config: PalmEPlannerConfig | None = None, lm: LanguageModel | None = None,
-                 **overrides: Any) -> None:
-        from embodied.grounding import make_affordance
-        from embodied.training.palme import load_lm_for
+                 affordances: AffordanceProvider | None = None, **overrides: Any) -> None:
         from policies.palme import MultimodalPrefix, PalmEEncoders
 
         self.config = config or PalmEPlannerConfig(**overrides)
@@ -118,7 +150,7 @@ class PalmEPlanner:
         self.n_points = cfg.pointcloud.n_points
         self.n_image = cfg.camera.n_tokens
         self.obj_tokens = cfg.pointcloud.n_tokens
-        self.affordances = make_affordance(self.config.affordance_model)
+        self.affordances = affordances or make_affordance("analytic")
         self.task: Task | None = None
         self.history: list[Step] = []
 
@@ -129,6 +161,8 @@ class PalmEPlanner:
 
     def prefix_embeds(self, state: SceneState, obs: dict[str, Any], prompt: str) -> torch.Tensor:
         """The prompt's input embeddings (T, H) with the scene's encodings in place of its placeholders."""
+        import torch
+
         from policies.palme import scene_features
 
         with torch.inference_mode():
@@ -145,7 +179,7 @@ class PalmEPlanner:
             reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
             if reason is not None:
                 return Decision(None, reason=reason)
-        calls = candidate_calls(state)
+        calls = candidate_calls(state, self.task.goal)
         affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]

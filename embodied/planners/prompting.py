@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES
 from embodied.world.seeds import EXAMPLES
-from embodied.world.symbolic import SymbolicState, apply
+from embodied.world.symbolic import SymbolicState
 from embodied.world.tasks import Task
 from envs.generator import FAMILY_NAMES, generate
-from skills import SkillCall, call_text
+from skills import SkillCall, apply, call_text
 
 HEADER = ("A robot arm at a table moves blocks, one step at a time, to do what a person asks. "
           "After each step it notes whether the step worked, and it says done when the request is complete.")
@@ -147,5 +147,5 @@ def symbolic_plan_success(task: Task, calls: Sequence[SkillCall]) -> bool:
 
     state = initial_state(task)
     for call in calls:
-        state, _ = apply(state, call.name, call.args)
+        state, _ = apply(state, call)
     return goal_satisfied(task.goal, state)

@@ -5,15 +5,16 @@ executed, and its outcome is written back into the prompt before the next step."
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel, load_language_model
-from embodied.planners.base import Decision, ScoredOption
+from embodied.planners.base import Decision, ScoredOption, option
 from embodied.planners.prompting import (
     HEADER,
     Step,
@@ -24,9 +25,10 @@ from embodied.planners.prompting import (
     retrieve,
 )
 from embodied.world.errors import EmbodiedError
-from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.scene import SceneState
 from embodied.world.tasks import Task
 from skills import SkillCall, SkillResult, get_skill
+from skills.registry import candidate_calls as registry_calls
 from skills.registry import skill_names
 
 log = logging.getLogger(__name__)
@@ -34,19 +36,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SayCanConfig:
-    """What the planner reads and how it ranks. Every field is an ablation knob of `embodied eval`."""
+    """What the planner reads and how it ranks. Every field is an ablation knob of `embodied run/eval`."""
 
-    llm: str = "smollm2"  # language-model spec (see embodied.llm.base.load_language_model)
-    adapter: str = "default"  # LoRA adapter folder; "default": the shipped one for the embedded model; "none"
-    affordance: bool = True  # weight by skill affordances (False: language model alone)
-    affordance_model: str = "analytic"  # "analytic" pre-checks or "learned" value functions (need obs)
-    feedback: bool = True  # write each step's outcome into the prompt (Inner Monologue)
-    examples: int = -1  # few-shot examples retrieved from the generator's bank; -1: 0 with an adapter, else 6
-    length_norm: bool = False  # mean log-prob per token instead of the sum
-    min_affordance: float = 0.05  # options below this are not offered at all (saves scoring)
-    library: str | None = None  # skill library database to retrieve from (None: primitives only)
-    top_k: int = 5  # library skills retrieved per request (Voyager used 5)
-    min_rest: float = 0.5  # run a library skill when p(rest of its plan, then done | its first step) >= this
+    llm: str = option("smollm2", "language model: smollm2 (embedded), a folder, a hub id, or openai:<model>@<url>")
+    adapter: str = option("default", "LoRA adapter folder, 'default' (shipped, embedded model only) or 'none'")
+    affordance: bool = option(True, "weight by skill affordances (off: rank by the language model alone)")
+    feedback: bool = option(True, "write each step's outcome into the prompt (Inner Monologue)")
+    examples: int = option(-1, "few-shot examples retrieved from the generator's bank (-1: 0 with an adapter, else 6)")
+    length_norm: bool = option(False, "score options by mean log-prob per token instead of the sum")
+    min_affordance: float = option(0.05, "options below this affordance are not offered at all (saves scoring)")
+    library: str | None = option(None, "skill library database to retrieve from (None: primitives only)", cli=False)
+    top_k: int = option(5, "library skills retrieved per request (Voyager used 5)")
+    min_rest: float = option(0.5, "run a library skill when p(rest of its plan, then done | first step) >= this")
 
     def __post_init__(self) -> None:
         if self.examples < -1:
@@ -59,21 +60,21 @@ class SayCanConfig:
             raise EmbodiedError(f"SayCanConfig.min_affordance must be in [0, 1), got {self.min_affordance}")
 
 
-def candidate_calls(state: SceneState) -> list[SkillCall]:
-    """Every pick-and-place the scene can name (blocks onto blocks, bowls, locations), or every place
-    while a block is held."""
-    targets = state.blocks + state.bowls + list(LOCATION_NAMES)
-    if state.held is not None:
-        return [SkillCall("place", {"target": t}) for t in targets if t != state.held]
-    return [SkillCall("pick_and_place", {"block": b, "target": t}) for b in state.blocks for t in targets if t != b]
+def candidate_calls(state: SceneState, goal: Sequence[Sequence] = ()) -> list[SkillCall]:
+    """The options: every call the registered skills offer from ``state`` (each skill's ``candidates``), plus
+    those only the goal's arguments make sensible (a point in an ``at``); see ``skills.registry``."""
+    return registry_calls(state, goal)
 
 
 class SayCanPlanner:
     """`Planner` seam implementation; also counts language-model calls and tokens per episode."""
 
     name = "saycan"
+    config_class = SayCanConfig
+    needs_goal = False
 
-    def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None, **overrides: Any) -> None:
+    def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None,
+                 affordances: AffordanceProvider | None = None, **overrides: Any) -> None:
         self.config = config or SayCanConfig(**overrides)
         self.lm = lm if lm is not None else load_language_model(self.config.llm)
         self.adapter = self._load_adapter()
@@ -88,19 +89,15 @@ class SayCanPlanner:
 
             self.library = Library.open(self.config.library, self.config.top_k)
         self.retrieved: list = []
-        from embodied.grounding import make_affordance
-
-        self.affordances = make_affordance(self.config.affordance_model)
+        self.affordances = affordances or make_affordance("analytic")
 
     def _load_adapter(self) -> str | None:
-        """Fine-tuned next-step choice (see embodied.training.planner); only for the model it was trained on."""
-        from embodied.training.planner import DEFAULT_ADAPTER
-        from policies.lora import load_adapter
+        """Fine-tuned next-step choice (`embodied train planner`); only for the model it was trained on."""
+        from policies.lora import adapter_folder, load_adapter
 
-        spec = self.config.adapter
-        if spec == "none" or (spec == "default" and self.config.llm != "smollm2"):
+        folder = adapter_folder(self.config.adapter, self.config.llm)
+        if folder is None:
             return None
-        folder = DEFAULT_ADAPTER if spec == "default" else Path(spec)
         model = getattr(self.lm, "model", None)
         if model is None:
             raise EmbodiedError(f"adapter {folder} needs a local transformers model, not {self.lm.name!r}")
@@ -129,7 +126,7 @@ class SayCanPlanner:
             reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
             if reason is not None:
                 return Decision(None, reason=reason)
-        calls = candidate_calls(state)
+        calls = candidate_calls(state, self.task.goal)
         if obs is not None:
             affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
         else:  # no sensors given (e.g. a bare planner test): the skills' own pre-checks

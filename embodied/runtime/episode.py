@@ -7,18 +7,22 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from embodied.planners.base import Decision, Planner
 from embodied.runtime.sensing import Sensing
-from embodied.world.scene import TABLE_Z, SceneState
+from embodied.world.predicates import goal_values
+from embodied.world.scene import SceneState
+from embodied.world.symbolic import abstract
 from embodied.world.tasks import Task
-from envs.tabletop import TabletopEnv
 from skills import SkillCall, SkillResult, call_text, get_skill
+from skills.robot import Robot
+
+if TYPE_CHECKING:
+    from envs.tabletop import TabletopEnv
 
 log = logging.getLogger(__name__)
 
@@ -52,48 +56,38 @@ class EpisodeResult:
                 "physics_steps": self.physics_steps, "seconds": round(self.seconds, 3), **self.extra}
 
 
-class VideoRecorder:
-    """Collects frames from an oblique camera every few physics steps while skills run."""
-
-    def __init__(self, env: TabletopEnv, size: tuple[int, int] = (240, 320)) -> None:
-        from envs.sim import CameraConfig
-
-        self.env = env
-        self.camera = CameraConfig(width=size[1], height=size[0], fov_deg=50.0, far=3.0,
-                                   eye=(1.15, -0.45, TABLE_Z + 0.65), target=(0.42, 0.0, TABLE_Z + 0.05))
-        self.frames: list[np.ndarray] = []
-
-    def __enter__(self) -> VideoRecorder:
-        self.env.world.frame_hook = self.capture
-        self.capture()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.env.world.frame_hook = None
-
-    def capture(self) -> None:
-        if self.env.world.steps % 4 == 0:
-            self.frames.append(self.env.world.render(self.camera)[0])
-
-    def save(self, path: Path, fps: int = 15) -> None:
-        import imageio.v2 as imageio
-
-        with imageio.get_writer(path, fps=fps, codec="libx264", quality=6, macro_block_size=8) as writer:
-            for frame in self.frames:
-                writer.append_data(frame)
-
-
 def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: StepHook | None = None,
-                video: VideoRecorder | None = None, sensing: Sensing | None = None) -> EpisodeResult:
-    """Run ``task`` with ``planner`` until it says done, it cannot go on, or ``task.max_steps`` calls.
+                video: AbstractContextManager | None = None, sensing: Sensing | None = None) -> EpisodeResult:
+    """Lay out ``task`` in the simulated world, then `run_on_robot` judged by the simulator's physical state.
     Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors)."""
-    t0 = time.perf_counter()
     env.reset(seed=task.seed, options={"task": task})
+    return run_on_robot(env.robot, task, planner, on_step=on_step, video=video, sensing=sensing,
+                        judge=lambda: env.evaluate())
+
+
+def goal_judge(robot: Robot, task: Task) -> Callable[[], dict[str, Any]]:
+    """Judge the goal on what the robot observes (a real arm's perceived state); the simulator judges with
+    its own physical state instead (`TabletopEnv.evaluate`)."""
+    def judge() -> dict[str, Any]:
+        values = goal_values(task.goal, abstract(robot.observe()))
+        return {"success": bool(values) and all(values), "goal_values": values}
+
+    return judge
+
+
+def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHook | None = None,
+                 video: AbstractContextManager | None = None, sensing: Sensing | None = None,
+                 judge: Callable[[], dict[str, Any]] | None = None) -> EpisodeResult:
+    """Run ``task`` with ``planner`` on a robot already set up for it, until the planner says done, it cannot
+    go on, or ``task.max_steps`` calls; ``judge`` reads the goal's values off the physical state."""
+    t0 = time.perf_counter()
+    judge = judge or goal_judge(robot, task)
     if sensing is not None:
         sensing.reset()
+        robot = sensing.robot
     planner.reset(task)
     result = EpisodeResult(task=task, planner=planner.name)
-    start_steps = env.world.steps
+    start_steps = robot.steps
     planner_seconds = 0.0
     decision = Decision(None)
     said_skill_done = False
@@ -103,7 +97,7 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
             state, obs = ahead
         else:
             obs = sensing.observation() if sensing is not None else None
-            state = sensing.state() if sensing is not None else env.scene_state()
+            state = sensing.state() if sensing is not None else robot.observe()
         ahead = None
         t_plan = time.perf_counter()
         decision = planner.step(state, obs=obs)
@@ -126,10 +120,10 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
         if i == task.max_steps:
             result.reason = f"step limit ({task.max_steps}) reached"
             break
-        ctx = video if video is not None else _Null()
+        ctx = video if video is not None else nullcontext()
         if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
             with ctx:
-                ok = _run_library_skill(env, decision, planner, result, i, on_step)
+                ok = _run_library_skill(robot, decision, planner, result, i, on_step)
                 if sensing is not None:
                     sensing.settle()
             if ok and decision.then_done:
@@ -138,7 +132,7 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
             continue
         skill = get_skill(decision.call.name)
         with ctx:
-            outcome = skill.execute(env.robot, skill.params(decision.call.args))
+            outcome = skill.execute(robot, skill.params(decision.call.args))
             if sensing is not None:
                 sensing.settle()
         row = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
@@ -149,12 +143,12 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
             outcome = told
             ahead = (sensing.state(), after_obs)
         else:
-            ahead = (env.scene_state(), None)
+            ahead = (robot.observe(), None)
         result.steps.append(row)
         planner.feedback(decision.call, outcome, ahead[0])
         if on_step:
             on_step(i, decision, outcome)
-    ev = env.evaluate()
+    ev = judge()
     result.goal_values = ev["goal_values"]
     said_done = said_skill_done or (decision.call is not None and decision.call.name == "done")
     if result.outcome != "cannot":
@@ -179,12 +173,12 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     n_decisions = len(result.trace)
     result.extra["planner_seconds"] = round(planner_seconds, 3)
     result.extra["seconds_per_step"] = round(planner_seconds / max(n_decisions, 1), 3)
-    result.physics_steps = env.world.steps - start_steps
+    result.physics_steps = robot.steps - start_steps
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def _run_library_skill(env: TabletopEnv, decision: Decision, planner: Planner, result: EpisodeResult, i: int,
+def _run_library_skill(robot: Robot, decision: Decision, planner: Planner, result: EpisodeResult, i: int,
                        on_step: StepHook | None) -> bool:
     """Run a library skill's code in the restricted executor; each primitive it calls is recorded as a step
     and fed back to the planner. True when the skill finished without a failure."""
@@ -197,28 +191,20 @@ def _run_library_skill(env: TabletopEnv, decision: Decision, planner: Planner, r
     def record(sub: SubStep) -> None:
         result.steps.append({"step": i, **sub.call.to_dict(), "text": call_text(sub.call),
                              "result": sub.result.to_dict(), "via": inst.record.name})
-        planner.feedback(sub.call, sub.result, env.robot.observe())
+        planner.feedback(sub.call, sub.result, robot.observe())
 
-    outcome = run_skill(inst.record.code, LiveAPI(env.robot, on_step=record), inst.binding, API_METHODS, Budget())
+    outcome = run_skill(inst.record.code, LiveAPI(robot, on_step=record), inst.binding, API_METHODS, Budget())
     if not outcome.success and len(result.steps) == n_before:  # stopped before any primitive: say why
         failed = SkillResult(False, outcome.reason)
         result.steps.append({"step": i, **decision.call.to_dict(), "text": inst.text(),
                              "result": failed.to_dict(), "via": inst.record.name})
-        planner.feedback(decision.call, failed, env.robot.observe())
+        planner.feedback(decision.call, failed, robot.observe())
     result.extra.setdefault("library_skills", []).append(
         {"step": i, "skill": inst.record.name, "args": inst.binding, "success": outcome.success,
          "reason": outcome.reason})
     if on_step:
         on_step(i, decision, SkillResult(outcome.success, outcome.reason, 0))
     return outcome.success
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def write_run(result: EpisodeResult, out: Path, resolved_config: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from embodied.world.errors import EmbodiedError
 from embodied.world.seeds import LEARN
 from envs.generator import generate
 from envs.tabletop import TabletopEnv
-from skills import SkillCall
+from skills import SkillCall, skill_names
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("ordered_tower", "stack_all"),
     ("tall_tower", "sort_all", "all_in_one_bowl"),
 )
-PRIMITIVES = {"pick", "place", "pick_and_place"}
 
 
 @dataclass
@@ -144,8 +143,9 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
                                "used": [u["skill"] for u in used], "skill": None, "skill_status": None}
         new_skill = None
         if result.success:
+            primitives = set(skill_names())  # not a library skill that stopped before its first primitive
             calls = [SkillCall(s["skill"], s["args"]) for s in result.steps
-                     if s["result"]["success"] and s["skill"] in PRIMITIVES]
+                     if s["result"]["success"] and s["skill"] in primitives]
             draft = abstract_plan(task.goal, calls, initial_state(task), family)
             if draft is None:
                 row["skill_status"] = "nothing to abstract"

@@ -6,6 +6,7 @@ clouds, or the skill's self-report). With perception on, skills see the perceive
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,8 @@ import numpy as np
 
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import SceneState, suggest
-from envs.tabletop import TabletopEnv
 from skills import SkillCall, SkillResult
+from skills.robot import Cameras, Robot
 
 log = logging.getLogger(__name__)
 
@@ -39,45 +40,59 @@ class SensingConfig:
                                     f"choose {' or '.join(known)}")
 
 
+class PerceivingRobot:
+    """A robot whose ``observe()`` is answered by perception, so skills aim at perceived poses; everything
+    else goes to the robot itself."""
+
+    def __init__(self, robot: Robot, perceive: Callable[[], SceneState]) -> None:
+        self._robot = robot
+        self._perceive = perceive
+
+    def observe(self) -> SceneState:
+        return self._perceive()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._robot, name)
+
+
 class Sensing:
-    """One episode's sensors: call `reset()` after the env is reset, `state()` before each decision and
-    `judge(...)` after each skill."""
+    """One episode's sensors on a robot and its cameras: call `reset()` before the episode, `state()` before
+    each decision and `judge(...)` after each skill; skills act on `robot` (perceived when perception is on)."""
 
-    def __init__(self, env: TabletopEnv, config: SensingConfig | None = None) -> None:
-        from embodied.grounding import make_success_detector
+    def __init__(self, robot: Robot, config: SensingConfig | None = None, cameras: Cameras | None = None) -> None:
+        from embodied.grounding import make_affordance, make_success_detector
 
-        self.env = env
         self.config = config or SensingConfig()
+        self.raw = robot
+        self.cameras: Cameras = cameras if cameras is not None else robot  # type: ignore[assignment]
+        if not isinstance(self.cameras, Cameras):
+            raise EmbodiedError(f"{type(robot).__name__} has no cameras (views(), observation()): pass cameras=")
+        self.robot: Robot = PerceivingRobot(robot, self._perceive) if self.config.state == "perceived" else robot
         self.detector = make_success_detector(self.config.success)
+        self.affordances = make_affordance(self.config.affordance)  # what the planner weights its options by
         self.previous: SceneState | None = None
 
     def reset(self) -> None:
-        """Forget the last episode; route the robot's own observations through perception when it is on."""
+        """Forget the last episode's perceived objects."""
         self.previous = None
-        self.env.robot.observer = self._perceive if self.config.state == "perceived" else None
-
-    def close(self) -> None:
-        self.env.robot.observer = None
 
     def _perceive(self) -> SceneState:
-        from embodied.perception import perceive_world
+        from embodied.perception import perceive_robot
 
-        self.previous = perceive_world(self.env.world, previous=self.previous)
+        self.previous = perceive_robot(self.raw, self.cameras, previous=self.previous)
         return self.previous
 
     def state(self) -> SceneState:
         """The scene as the agent knows it right now."""
-        return self._perceive() if self.config.state == "perceived" else self.env.scene_state()
+        return self.robot.observe()
 
     def observation(self) -> dict[str, np.ndarray]:
         """The raw sensors (rgb, depth, points, proprio) the learned models read."""
-        return self.env.observation()
+        return self.cameras.observation()
 
     def settle(self) -> None:
         """Take the hand home so the cameras see the whole table (what the learned models were trained on)."""
-        from embodied.grounding import retreat
-
-        retreat(self.env.robot)
+        self.raw.home()
 
     def judge(self, before: dict[str, np.ndarray], after: dict[str, np.ndarray], state_before: SceneState,
               call: SkillCall, result: SkillResult) -> tuple[SkillResult, float]:

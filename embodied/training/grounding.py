@@ -20,13 +20,13 @@ Per scene (seed ``s``; ``numpy.random.default_rng([s, 1])`` draws everything bel
   * perturbations per call (recorded in the sample): the arm left hovering over the table while the
     "before" picture is taken (camera occlusion, ``p_occlude``); a grasp offset — the skill sees the block
     shifted by up to 1.2 cm and turned by up to 0.3 rad until it holds it (``p_grasp_offset``); the block's
-    lateral friction scaled by 0.2-0.5 for the call through the world's pybullet client (``p_low_friction``);
+    lateral friction scaled by 0.2-0.5 for the call (``World.set_friction``, ``p_low_friction``);
     the "after" picture with the arm hovering away from the block and target (``p_occlude_after``).
 
 Seeds 0.. are for training (the last ``val_fraction`` of scenes validate), seeds from ``GROUNDING_HELDOUT``
 for held-out evaluation. Training: binary cross-entropy, AdamW with cosine decay, left-right mirror and
 +-1-cell crop shifts as augmentation; the epoch with the best validation F1 is kept and the decision
-threshold is set on validation. ``python -m embodied.training.grounding all`` reproduces the shipped checkpoints.
+threshold is set on validation. `embodied train grounding all` reproduces the shipped checkpoints.
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from embodied.world.errors import TaskError
+from embodied.training import show_progress
+from embodied.world.errors import EmbodiedError, TaskError
+from embodied.world.gripper import FAST, RELEASE_GAP, SLOW
 from embodied.world.scene import BLOCK_SIZE, LOCATION_NAMES, LOCATIONS, TABLE_Z, SceneState
-from embodied.world.seeds import GROUNDING_HELDOUT
+from embodied.world.seeds import GROUNDING_HELDOUT, GROUNDING_TRAIN
 from embodied.world.symbolic import abstract, target_kind
 from envs.generator import generate
 from envs.sim import HOME
@@ -54,18 +56,18 @@ from policies.grounding import (
     TARGET_KINDS,
     AffordanceConfig,
     CropNet,
-    GroundingConfig,
     SuccessDetectorConfig,
-    affordance_inputs,
     call_scalars,
+    dataset_inputs,
     heightmap_crops,
+    load_dataset,
     make_model,
     mirror_signs,
     save_checkpoint,
-    success_inputs,
 )
 from skills import get_skill
-from skills.primitives import FAST, RELEASE_GAP, SLOW, _pick, _travel_height, execute_pick_and_place
+from skills.motion import grasp_and_lift, travel_height
+from skills.pick_and_place import PickAndPlace, execute_pick_and_place
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +114,11 @@ class GraspOffsetRobot:
 def carry_to(env: Any, block: str, xy: tuple[float, float]) -> None:
     """Pick ``block`` (forced) and set it down at an arbitrary ``xy`` with the Robot API (may fail: physics)."""
     robot = env.robot
-    if _pick(robot, block, force=True).success:
+    if grasp_and_lift(robot, block, force=True).success:
         state = robot.observe()
         tip = np.asarray(state.ee_position)
         offset_z = state.objects[block].position[2] - tip[2]
-        high, yaw = _travel_height(state), state.ee_yaw
+        high, yaw = travel_height(state), state.ee_yaw
         robot.move_to((xy[0], xy[1], high), yaw, FAST)
         robot.move_to((xy[0], xy[1], TABLE_Z + BLOCK_SIZE / 2 + 0.006 - offset_z), yaw, SLOW)
     robot.set_gripper(True, RELEASE_GAP)
@@ -131,7 +133,7 @@ def _on_table(o: Any) -> bool:
 
 def _arrange(env: Any, rng: np.random.Generator) -> str:
     """Rearrange the fresh scene with real skills; returns the scenario's name."""
-    pnp = get_skill("pick_and_place")
+    pnp = get_skill(PickAndPlace.name)
     state = env.scene_state()
     blocks, bowls = list(state.blocks), list(state.bowls)
     rng.shuffle(blocks)
@@ -198,7 +200,7 @@ def _peek(env: Any, rng: np.random.Generator, away_from: list[np.ndarray] | None
 def _choose_call(state: SceneState, rng: np.random.Generator, p_feasible: float) -> tuple[str, str, float]:
     """A target kind uniformly among those present, then with probability ``p_feasible`` a call the analytic
     check allows (else one it refuses), never one whose block is already there."""
-    skill = get_skill("pick_and_place")
+    skill = get_skill(PickAndPlace.name)
     sym = abstract(state)
     present = [n for n in state.objects if _on_table(state.objects[n])]
     calls = [(b, t) for b in state.blocks if b in present
@@ -233,8 +235,6 @@ def _position(state: SceneState, name: str) -> tuple[np.ndarray, str]:
 
 def collect_scene(env: Any, seed: int, config: CollectConfig) -> list[dict[str, Any]]:
     """All samples of one scene (deterministic in ``seed``)."""
-    import pybullet as p
-
     rng = np.random.default_rng([seed, 1])
     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
     n_distractors = int(rng.integers(0, 5))
@@ -269,18 +269,17 @@ def collect_scene(env: Any, seed: int, config: CollectConfig) -> list[dict[str, 
             offset = np.array([*rng.uniform(-0.012, 0.012, 2), rng.uniform(-0.3, 0.3)])
             robot = GraspOffsetRobot(env.robot, block, offset[:2], float(offset[2]))
         friction = 1.0
-        body, client = env.world.bodies[block], env.world.client
-        mu0 = p.getDynamicsInfo(body, -1, physicsClientId=client)[1]
+        mu0 = env.world.friction(block)
         if rng.random() < config.p_low_friction:
             friction = float(rng.uniform(0.2, 0.5))
-            p.changeDynamics(body, -1, lateralFriction=mu0 * friction, physicsClientId=client)
+            env.world.set_friction(block, mu0 * friction)
         result = execute_pick_and_place(robot, block, target, force=True)
         if env.world.finger_gap() < RELEASE_GAP - 0.005:  # a failed call may end with the fingers closed
             env.robot.set_gripper(True, RELEASE_GAP)
         env.robot.move_to(HOME, 0.0, FAST)
         env.world.step(60)
         if friction != 1.0:
-            p.changeDynamics(body, -1, lateralFriction=mu0, physicsClientId=client)
+            env.world.set_friction(block, mu0)
         state1 = env.scene_state()
         label, moved = _label(state0, state1, block, target)
         occlude_after = rng.random() < config.p_occlude_after
@@ -337,35 +336,6 @@ def collect(seeds: range | list[int], out: Path, config: CollectConfig | None = 
 
 
 # --------------------------------------------------------------------------- training
-def load_dataset(path: Path) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no grounding dataset at {path}; collect one with "
-                                "`python -m embodied.training.grounding collect`")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def dataset_inputs(config: GroundingConfig, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs for every sample of a dataset: crops (N, C, S, S), scalars (N, n_scalars)."""
-    crops, scalars = [], []
-    for i in range(len(data["label"])):
-        block, target = str(data["block"][i]), str(data["target"][i])
-        if isinstance(config, SuccessDetectorConfig):
-            c, s = success_inputs(data["raw_before"][i].astype(np.float32), data["raw_after"][i].astype(np.float32),
-                                  block, target, data["scalars"][i], data["proprio_after"][i])
-        else:
-            raw = {block: data["raw_before"][i, 0].astype(np.float32), target: data["raw_before"][i, 1].astype(np.float32)}
-            kind = TARGET_KINDS[int(data["kind"][i])]
-            c, s = affordance_inputs(config, raw, {block: (data["block_pos"][i], "block"),
-                                                   target: (data["target_pos"][i], kind)},
-                                     [(block, target)], data["proprio_before"][i])
-            c, s = c[0], s[0]
-        crops.append(c)
-        scalars.append(s)
-    return np.stack(crops), np.stack(scalars)
-
-
 def f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     """The decision threshold that maximises F1 on (p, y); ties go to the one nearest 0.5."""
     best_t, best_f1 = 0.5, -1.0
@@ -401,7 +371,7 @@ def train(type_: str, data_path: Path, out: Path | None = None, *, epochs: int =
     is_val = np.isin(data["seed"], val_seeds)
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     if len(tr) == 0 or len(va) == 0:
-        raise ValueError(f"{data_path}: {len(seeds)} scene(s) cannot be split into training and validation "
+        raise TaskError(f"{data_path}: {len(seeds)} scene(s) cannot be split into training and validation "
                          f"with val_fraction={val_fraction}; collect more scenes")
     xc, xs, yt = torch.from_numpy(crops), torch.from_numpy(scalars), torch.from_numpy(y.astype(np.float32))
     signs = torch.from_numpy(mirror_signs(config.scalar_names))
@@ -510,7 +480,7 @@ def evaluate_heldout(data_path: Path, affordance: Path | None = None, success_de
     return metrics
 
 
-REPRODUCE = "python -m embodied.training.grounding all"
+REPRODUCE = "embodied train grounding all"
 _TITLES = {"affordance": ("Learned affordance", "p(pick_and_place succeeds | observation before, call)",
                           "analytic", "the skill's pre-check (`Skill.affordance`)"),
            "success_detector": ("Learned success detector", "p(the call succeeded | observations before and after, call)",
@@ -545,8 +515,9 @@ def write_readme(folder: Path, type_: str, command: str = REPRODUCE) -> Path:
 
 
 # --------------------------------------------------------------------------- command line
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m embodied.training.grounding", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """`embodied train grounding collect|train|evaluate|all` and its flags."""
+    ap = argparse.ArgumentParser(prog="embodied train grounding", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["collect", "train", "evaluate", "all"])
     ap.add_argument("--train-scenes", type=int, default=240, help="training scenes (seeds 0..N-1)")
     ap.add_argument("--heldout-scenes", type=int, default=70, help=f"held-out scenes (seeds {GROUNDING_HELDOUT.start}..)")
@@ -555,12 +526,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", choices=["affordance", "success_detector", "both"], default="both")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (one model only)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_num_threads(1)
+    return ap
+
+
+def _check(args: argparse.Namespace, train_path: Path, heldout_path: Path) -> None:
+    """Bad flags and missing datasets as one-line errors, before minutes of work."""
+    for flag in ("train_scenes", "heldout_scenes", "calls_per_scene", "epochs"):
+        if getattr(args, flag) < 1:
+            raise EmbodiedError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    try:
+        GROUNDING_TRAIN.check(0, args.train_scenes, "--train-scenes: seed")
+        GROUNDING_HELDOUT.check(GROUNDING_HELDOUT.start, args.heldout_scenes, "--heldout-scenes: seed")
+    except ValueError as e:
+        raise EmbodiedError(str(e)) from e
+    if args.out is not None and args.model == "both":
+        raise EmbodiedError("--out names one checkpoint folder: choose the model with --model")
+    needs = {"train": [train_path], "evaluate": [heldout_path]}.get(args.command, [])
+    for path in needs:
+        if not path.is_file():
+            raise EmbodiedError(f"no grounding dataset at {path}: make it with `embodied train grounding collect` "
+                                "and the same --cache, --train-scenes, --heldout-scenes and --calls-per-scene")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Collect datasets, train the affordance and success-detector checkpoints, evaluate them held out."""
+    args = build_parser().parse_args(argv)
     cfg = CollectConfig(calls_per_scene=args.calls_per_scene)
     train_path = args.cache / f"train_{args.train_scenes}x{cfg.calls_per_scene}.npz"
     heldout_path = args.cache / f"heldout_{args.heldout_scenes}x{cfg.calls_per_scene}.npz"
+    _check(args, train_path, heldout_path)
+    show_progress(__name__, fmt="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
     if args.command in ("collect", "all"):
         for path, seeds in ((train_path, range(args.train_scenes)),
                             (heldout_path, range(GROUNDING_HELDOUT.start, GROUNDING_HELDOUT.start + args.heldout_scenes))):
@@ -570,8 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     models = ["affordance", "success_detector"] if args.model == "both" else [args.model]
     if args.command in ("train", "all"):
         for m in models:
-            out = args.out if args.out is not None and len(models) == 1 else None
-            print(json.dumps({k: v for k, v in train(m, train_path, out, epochs=args.epochs).items() if k != "loss"}))
+            print(json.dumps({k: v for k, v in train(m, train_path, args.out, epochs=args.epochs).items() if k != "loss"}))
     if args.command in ("evaluate", "all"):
         print(json.dumps(evaluate_heldout(heldout_path), indent=2))
         for m in ("affordance", "success_detector"):

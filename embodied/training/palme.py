@@ -1,10 +1,11 @@
-"""`python -m embodied.training.palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
+"""`embodied train palme data|train|vqa`: PaLM-E encoders trained as soft prompts of a language model.
 
 **data** runs generated tasks (seeds from ``PALME_TRAIN``, disjoint from evaluation seeds < 1e6 and the
 other training ranges 1e6-5e6) with the oracle and real physics: after every reset and executed step the hand
 retreats (as `Sensing.settle` does), the top camera's observation is encoded into cached features (64x64 rgb,
 per-object point columns, proprio) with the ground-truth support relation; some steps "fail" on purpose (not
 executed, reported as failed) so the model learns to retry. Everything goes into one ``.npz`` cache (never git).
+The recorder and the questions live in ``embodied.runtime.vqa``, shared with evaluation.
 
 **train** keeps the LM (with the shipped planner LoRA) frozen and fits the encoders (soft prompting) or, with
 ``--lora``, the encoders and the LM's adapter together (PaLM-E's fine-tuned variant; the adapter is saved in
@@ -14,7 +15,8 @@ block?", "is the green bowl empty?", "which blocks can be picked?", "did the las
 question of a sequence has its answers balanced, since most bowls are empty and most steps succeed), plus a
 small auxiliary loss on the point trunk. ``--data`` takes several caches (e.g. a second seed range) and merges them.
 
-**vqa** scores every question's answers as options on held-out scenes (seeds from 700,000) per question type.
+**vqa** scores every question's answers as options on held-out scenes (seeds from 700,000) per question type
+(``embodied.runtime.vqa.eval_vqa``, as `embodied eval-vqa`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,8 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,216 +39,32 @@ import torch
 from embodied.planners.palme import (
     ALL_MODALITIES,
     DEFAULT_CHECKPOINT,
+    load_frozen_lm,
+    load_lm_for,
     modality_flags,
     planning_prompt,
     question_prompt,
 )
-from embodied.planners.prompting import Step, option_text
-from embodied.world.errors import EmbodiedError
-from embodied.world.scene import COLOR_NAMES, SceneState
-from embodied.world.seeds import PALME_TRAIN, VQA_HELDOUT
-from envs.generator import FAMILY_NAMES, generate
-from policies.palme import (
-    MAX_OBJECTS,
-    N_RELATION,
-    PalmEConfig,
-    PalmEEncoders,
-    PointCloudConfig,
-    scene_features,
+from embodied.planners.prompting import Step
+from embodied.runtime.vqa import (
+    QUESTION_TYPES,
+    DataConfig,
+    collect,
+    default_cache,
+    eval_vqa,
+    load_data,
+    obs_features,
+    scene_questions,
+    step_from_dict,
 )
-from skills import SkillCall
+from embodied.training import show_progress
+from embodied.world.errors import EmbodiedError
+from embodied.world.seeds import PALME_TRAIN, VQA_HELDOUT
+from policies.palme import N_RELATION, PalmEConfig, PalmEEncoders, PointCloudConfig
 
 log = logging.getLogger(__name__)
 
-QUESTION_TYPES = ("on", "empty", "clear", "success")
 CONTRAST_TYPES = ("on", "empty")  # questions about one object, which another object can answer the other way
-FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
-
-
-def default_cache(name: str = "palme_data.npz") -> Path:
-    """Where cached features go: $EMBODIED_CACHE, else the system temp folder (never the repository)."""
-    return Path(os.environ.get("EMBODIED_CACHE", Path(tempfile.gettempdir()) / "embodied")) / name
-
-
-# --------------------------------------------------------------------------- questions
-def _listing(blocks: Sequence[str]) -> str:
-    return " " + " and ".join(f"the {b}" for b in blocks) + "." if blocks else " none."
-
-
-def scene_questions(names: Sequence[str], support: dict[str, str]) -> list[tuple[str, str, list[str], int]]:
-    """Every question of types on / empty / clear about one scene: (type, question, options, answer index)."""
-    blocks = [n for n in names if n.endswith("block")]
-    bowls = [n for n in names if n.endswith("bowl")]
-    out = []
-    for b in blocks:
-        above = [x for x, s in support.items() if s == b]
-        opts = [" nothing."] + [f" the {x}." for x in blocks if x != b]
-        out.append(("on", f"what is on the {b}?", opts, opts.index(f" the {above[0]}.") if above else 0))
-    for w in bowls:
-        full = any(s == w for s in support.values())
-        out.append(("empty", f"is the {w} empty?", [" yes.", " no."], 1 if full else 0))
-    if blocks:
-        clear = sorted(b for b in blocks if not any(s == b for s in support.values()))
-        sets = [clear] + [sorted(set(clear) ^ {b}) for b in sorted(blocks)]
-        opts = list(dict.fromkeys(_listing(s) for s in sets))
-        out.append(("clear", "which blocks can be picked?", opts, 0))
-    return out
-
-
-def aux_targets(names: Sequence[str], support: dict[str, str]) -> np.ndarray:
-    """Per object (MAX_OBJECTS, 2) colour class of the block on/in it and of what it rests on (none: last)."""
-    none = N_RELATION - 1
-    out = np.full((MAX_OBJECTS, 2), -100, np.int64)
-    for i, n in enumerate(names[:MAX_OBJECTS]):
-        above = [x for x, s in support.items() if s == n]
-        below = support.get(n)
-        out[i, 0] = COLOR_NAMES.index(above[0].split()[0]) if above else none
-        color = below.split()[0] if below and below.split()[0] in COLOR_NAMES else None
-        out[i, 1] = COLOR_NAMES.index(color) if color else none
-    return out
-
-
-# --------------------------------------------------------------------------- data
-@dataclass
-class DataConfig:
-    """How the simulator data is made."""
-
-    episodes: int = 400  # generated tasks run with the oracle (~3 observations each, ~1.5 s per episode)
-    seed: int = PALME_TRAIN.start  # first task seed; keep >= 6,000,000 (disjoint from eval and other training)
-    image_size: int = 128  # the env camera (eval uses 128)
-    n_points: int = 64  # points per object segment
-    fail_p: float = 0.15  # share of steps reported as failed without being executed
-
-    def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise EmbodiedError(f"DataConfig.episodes must be >= 1, got {self.episodes}")
-        if not 0.0 <= self.fail_p < 1.0:
-            raise EmbodiedError(f"DataConfig.fail_p must be in [0, 1), got {self.fail_p}")
-
-
-class _Store:
-    """Observation features padded to MAX_OBJECTS, and JSON records that point at them."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, list[np.ndarray]] = {k: [] for k in
-                                                    ("rgb", "proprio", "points", "mask", "centroid", "labels", "aux")}
-        self.scenes: list[dict[str, Any]] = []
-        self.examples: list[dict[str, Any]] = []
-
-    def add_obs(self, obs: dict[str, np.ndarray], state: SceneState, n_points: int) -> int:
-        from embodied.world.symbolic import abstract
-
-        f = scene_features(obs, state, n_points)
-        n = len(state.objects)
-        if n > MAX_OBJECTS:
-            raise EmbodiedError(f"{n} objects in a scene; at most {MAX_OBJECTS} are encoded")
-        for key in ("points", "mask", "centroid", "labels"):
-            pad = np.zeros((MAX_OBJECTS,) + f[key].shape[1:], f[key].dtype)
-            pad[:n] = f[key]
-            self.arrays[key].append(pad)
-        self.arrays["rgb"].append(f["rgb"])
-        self.arrays["proprio"].append(f["proprio"])
-        support = dict(abstract(state).support)
-        names = list(state.objects)
-        self.arrays["aux"].append(aux_targets(names, support))
-        self.scenes.append({"names": names, "support": support})
-        return len(self.scenes) - 1
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: np.stack(v) for k, v in self.arrays.items()}
-        arrays["points"] = arrays["points"].astype(np.float16)
-        meta = json.dumps({"scenes": self.scenes, "examples": self.examples})
-        np.savez_compressed(path, meta=np.array(meta), **arrays)
-
-
-def _observe(env: Any) -> dict[str, np.ndarray]:
-    from embodied.grounding import retreat
-
-    retreat(env.robot)
-    return env.observation()
-
-
-def collect_episode(env: Any, store: _Store, family: str, seed: int, config: DataConfig, rng: random.Random) -> None:
-    """One oracle episode with real physics: planning targets and "did the last step succeed?" pairs."""
-    from embodied.planners.oracle import plan
-    from embodied.world.predicates import goal_satisfied
-    from embodied.world.symbolic import abstract
-    from skills import get_skill
-
-    task = generate(family, seed)
-    env.reset(seed=task.seed, options={"task": task})
-    obs = _observe(env)
-    state = env.scene_state()
-    k = store.add_obs(obs, state, config.n_points)
-    history: list[Step] = []
-    for _ in range(task.max_steps + 2):
-        sym = abstract(state)
-        if goal_satisfied(task.goal, sym):
-            call = SkillCall("done")
-        else:
-            steps = plan(sym, task.goal)
-            if not steps:
-                break
-            call = steps[0]
-        store.examples.append({"kind": "plan", "obs": k, "instruction": task.instruction,
-                               "history": [_step_dict(s) for s in history], "target": option_text(call)})
-        if call.name == "done":
-            break
-        if rng.random() < config.fail_p:  # reported as failed, not executed: the scene is unchanged
-            store.examples.append({"kind": "success", "obs": k, "history": [_step_dict(s) for s in history]
-                                   + [_step_dict(Step(call, False))], "answer": 1})
-            history.append(Step(call, False, rng.choice(FAILURE_REASONS)))
-            continue
-        skill = get_skill(call.name)
-        result = skill.execute(env.robot, skill.params(call.args))
-        obs = _observe(env)
-        state = env.scene_state()
-        k = store.add_obs(obs, state, config.n_points)
-        worked = abstract(state).support.get(call.args.get("block", "")) == call.args.get("target")
-        store.examples.append({"kind": "success", "obs": k, "history": [_step_dict(s) for s in history]
-                               + [_step_dict(Step(call, worked))], "answer": 0 if worked else 1})
-        history.append(Step(call, worked, "" if worked else result.reason or "missed target"))
-
-
-def _step_dict(step: Step) -> dict[str, Any]:
-    return {"call": step.call.to_dict(), "success": step.success, "reason": step.reason}
-
-
-def _step(d: dict[str, Any]) -> Step:
-    c = d["call"]
-    return Step(SkillCall(c.get("skill", c.get("name")), c.get("args", {})), d["success"], d.get("reason", ""))
-
-
-def collect(config: DataConfig, out: Path) -> dict[str, Any]:
-    """Run ``config.episodes`` oracle episodes (families in turn) and cache their features in ``out``."""
-    from envs.tabletop import TabletopEnv
-
-    t0 = time.perf_counter()
-    env = TabletopEnv(image_size=(config.image_size, config.image_size))
-    store, rng = _Store(), random.Random(config.seed)
-    try:
-        for i in range(config.episodes):
-            collect_episode(env, store, FAMILY_NAMES[i % len(FAMILY_NAMES)], config.seed + i, config, rng)
-            if (i + 1) % 25 == 0:
-                log.info("%d/%d episodes, %d observations, %.0f s", i + 1, config.episodes, len(store.scenes),
-                         time.perf_counter() - t0)
-    finally:
-        env.close()
-    store.save(out)
-    info = {"episodes": config.episodes, "observations": len(store.scenes), "examples": len(store.examples),
-            "seconds": round(time.perf_counter() - t0, 1), "config": asdict(config), "path": str(out)}
-    log.info("data: %s", info)
-    return info
-
-
-def load_data(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    if not Path(path).exists():
-        raise EmbodiedError(f"no PaLM-E data at {path}: make it with `python -m embodied.training.palme data`")
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-        meta = json.loads(str(z["meta"]))
-    return arrays, meta
 
 
 # --------------------------------------------------------------------------- training
@@ -288,30 +104,6 @@ class TrainConfig:
             raise EmbodiedError(f"TrainConfig.modality_dropout must be in [0, 1), got {self.modality_dropout}")
 
 
-def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> Any:
-    """The LM with the planner LoRA loaded (for the embedded model), every parameter frozen."""
-    from embodied.llm.base import load_language_model
-    from embodied.training.planner import DEFAULT_ADAPTER
-    from policies.lora import load_adapter
-
-    lm = load_language_model(llm)
-    if adapter != "none" and not (adapter == "default" and llm != "smollm2"):
-        load_adapter(lm.model, DEFAULT_ADAPTER if adapter == "default" else Path(adapter))
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
-    lm.model.eval()
-    if hasattr(lm, "reset_cache"):
-        lm.reset_cache()
-    return lm
-
-
-def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "") -> Any:
-    """The LM a PaLM-E checkpoint speaks to: its adapter is the checkpoint's own (``adapter == "checkpoint"``,
-    the fine-tuned variant), a named one, or none; frozen either way. ``llm`` overrides the model spec."""
-    adapter = str(checkpoint) if config.adapter == "checkpoint" else config.adapter
-    return load_frozen_lm(llm or config.llm, adapter)
-
-
 def _adapter_config(model: Any) -> Any:
     """The LoRAConfig that describes the adapters wrapped into ``model`` (rank and targets read off the layers)."""
     from policies.lora import LoRAConfig, LoRALinear
@@ -319,16 +111,6 @@ def _adapter_config(model: Any) -> Any:
     layers = [(n.rsplit(".", 1)[-1], m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]
     r = layers[0][1].lora_a.shape[0]
     return LoRAConfig(r=r, alpha=layers[0][1].scale * r, targets=sorted({n for n, _ in layers}))
-
-
-def obs_features(arrays: dict[str, np.ndarray], k: int, n: int, order: np.ndarray | None = None
-                 ) -> dict[str, np.ndarray]:
-    """Cached features of observation ``k`` with its ``n`` objects (optionally re-ordered)."""
-    order = np.arange(n) if order is None else order
-    out = {key: arrays[key][k] for key in ("rgb", "proprio")}
-    for key in ("points", "mask", "centroid", "labels"):
-        out[key] = arrays[key][k][:n][order].astype(np.float32 if key != "mask" else bool)
-    return out
 
 
 class _Sampler:
@@ -373,7 +155,7 @@ class _Sampler:
             if rng.random() < self.config.reword_p:
                 instruction = reword(instruction, rng)
             n = len(self.scenes[e["obs"]]["names"])
-            prompt = planning_prompt(instruction, [_step(s) for s in e["history"]], n, flags=flags,
+            prompt = planning_prompt(instruction, [step_from_dict(s) for s in e["history"]], n, flags=flags,
                                      obj_tokens=self.obj_tokens)
             return prompt, [(e["target"], True)], e["obs"], flags, "plan"
         qtype = rng.choice(QUESTION_TYPES)
@@ -384,7 +166,7 @@ class _Sampler:
         if qtype == "success":
             pool = self.success_by_answer[want] or self.success
             e = rng.choice(pool)
-            k, history = e["obs"], [_step(s) for s in e["history"]]
+            k, history = e["obs"], [step_from_dict(s) for s in e["history"]]
             first = ("success", "did the last step succeed?", [" yes.", " no."], e["answer"])
             more = scene_questions(self.scenes[k]["names"], self.scenes[k]["support"])
             lead, rest = [], more
@@ -585,50 +367,10 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
     return encoders.config.meta
 
 
-# --------------------------------------------------------------------------- evaluation
-def eval_vqa(n_scenes: int = 40, seed: int = VQA_HELDOUT.start, checkpoint: Path | str = DEFAULT_CHECKPOINT,
-             lm: Any = None, flags: dict[str, bool] | None = None, data: Path | None = None,
-             max_per_type: int = 0) -> dict[str, Any]:
-    """Accuracy per question type on held-out scenes (oracle episodes from ``seed``, real physics): every
-    question's answers are scored as options by the LM with the multimodal prefix; the best must be right.
-    ``max_per_type`` (0: all) caps the questions of each type (a fixed random subset)."""
-    from policies.palme import MultimodalPrefix
-
-    encoders = PalmEEncoders.load(checkpoint)
-    lm = lm or load_lm_for(checkpoint, encoders.config)
-    prefix = MultimodalPrefix(lm)
-    flags = flags or dict(ALL_MODALITIES)
-    path = data or default_cache(f"palme_vqa_{seed}_{n_scenes}.npz")
-    if not path.exists():
-        collect(DataConfig(episodes=n_scenes, seed=seed, fail_p=0.3), path)
-    arrays, meta = load_data(path)
-    items = []
-    for k, sc in enumerate(meta["scenes"]):
-        items += [(t, q, o, a, k, []) for t, q, o, a in scene_questions(sc["names"], sc["support"])]
-    items += [("success", "did the last step succeed?", [" yes.", " no."], e["answer"], e["obs"],
-               [_step(s) for s in e["history"]]) for e in meta["examples"] if e["kind"] == "success"]
-    if max_per_type:  # a fixed random subset per type, so every type counts alike and runs stay short
-        rng = random.Random(seed)
-        items = [x for t in QUESTION_TYPES
-                 for x in rng.sample([i for i in items if i[0] == t], min(max_per_type, sum(i[0] == t for i in items)))]
-    right: dict[str, list[bool]] = {t: [] for t in QUESTION_TYPES}
-    with torch.inference_mode():
-        for qtype, question, options, answer, k, history in items:
-            n = len(meta["scenes"][k]["names"])
-            enc = encoders.encode(obs_features(arrays, k, n))
-            prompt = question_prompt(question, history, n, flags=flags, obj_tokens=encoders.config.pointcloud.n_tokens)
-            x = prefix.embed(prompt, {ph: v for ph, v in enc.items() if ph in prompt})
-            scores = lm.score_embeds(x, options).logprob_sum
-            right[qtype].append(int(np.argmax(scores)) == answer)
-    per = {t: {"n": len(v), "accuracy": round(float(np.mean(v)), 4) if v else None} for t, v in right.items()}
-    total = [x for v in right.values() for x in v]
-    return {"n_scenes": len(meta["scenes"]), "n_questions": len(total), "seed": seed,
-            "accuracy": round(float(np.mean(total)), 4), "per_type": per, "flags": flags}
-
-
 # --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m embodied.training.palme", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """`embodied train palme data|train|vqa` and their flags."""
+    ap = argparse.ArgumentParser(prog="embodied train palme", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="run oracle episodes in the simulator and cache encoder inputs")
     d.add_argument("--episodes", type=int, default=DataConfig.episodes)
@@ -665,18 +407,28 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     v.add_argument("--drop", nargs="*", default=[], choices=list(ALL_MODALITIES))
     v.add_argument("--max-per-type", type=int, default=0, help="cap questions per type (0: all)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    try:
-        info = _run(args)
-    except EmbodiedError as e:  # bad input or checkpoint: one clear line, no traceback
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-    sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand and print its result as JSON; bad input raises ``EmbodiedError`` (one line)."""
+    args = build_parser().parse_args(argv)
+    show_progress(__name__, "embodied.runtime.vqa")
+    sys.stdout.write(json.dumps(_run(args), indent=2) + "\n")
     return 0
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
+    """The subcommand's work; its JSON-able result."""
+    if args.cmd in ("data", "vqa"):  # seeds from their own range: never an evaluation task or other training data
+        seed_range, flag = (PALME_TRAIN, "episodes") if args.cmd == "data" else (VQA_HELDOUT, "scenes")
+        count = getattr(args, flag)
+        if count < 1:
+            raise EmbodiedError(f"--{flag} must be >= 1, got {count}")
+        try:
+            seed_range.check(args.seed, count, "--seed")
+        except ValueError as e:
+            raise EmbodiedError(str(e)) from e
     if args.cmd == "data":
         return collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
     if args.cmd == "train":

@@ -7,6 +7,7 @@ the reasons skills report) so the model learns to retry after feedback, and inst
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import random
@@ -21,16 +22,15 @@ import torch
 
 from embodied.planners.oracle import plan
 from embodied.planners.prompting import HEADER, Step, episode_text, initial_state, option_text
+from embodied.world.errors import EmbodiedError
 from embodied.world.predicates import goal_satisfied
 from embodied.world.seeds import PLANNER_TRAIN
-from embodied.world.symbolic import apply
 from envs.generator import FAMILY_NAMES, generate
-from policies.lora import CheckpointError, LoRAConfig, apply_lora, fit, save_adapter
-from skills import SkillCall
+from policies.lora import PLANNER_ADAPTER, CheckpointError, LoRAConfig, apply_lora, fit, save_adapter
+from skills import SkillCall, apply
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "policies" / "planner_lora"
 FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
 _WORD_SWAPS = {
@@ -88,7 +88,7 @@ def trajectory_examples(family: str, seed: int, rng: random.Random, fail_p: floa
         if rng.random() < fail_p:
             history.append(Step(call, False, rng.choice(FAILURE_REASONS)))
             continue
-        state, why = apply(state, call.name, call.args)
+        state, why = apply(state, call)
         history.append(Step(call, why is None, why or ""))
     return out
 
@@ -132,7 +132,7 @@ def encode(lm: object, data: list[tuple[str, str]]) -> list[tuple[list[int], int
     return out
 
 
-def train(config: TrainConfig, out: Path = DEFAULT_ADAPTER, llm: str = "smollm2", device: str = "cpu",
+def train(config: TrainConfig, out: Path = PLANNER_ADAPTER, llm: str = "smollm2", device: str = "cpu",
           progress: Callable[[int, float], None] | None = None) -> dict:
     """Train a LoRA adapter for the planner's language model and save it (with its loss curve) in ``out``."""
     from embodied.llm.base import load_language_model
@@ -218,3 +218,45 @@ def train_from_tokens(model_dir: str, gguf_file: str | None, tokens: Path, out: 
     apply_lora(model, config.lora)
     examples = [(ids, n) for ids, n in payload["examples"]]
     return _fit_and_save(model, examples, payload["pad_id"], config, out, "smollm2", device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`embodied train planner` and its flags (defaults: the shipped adapter's run)."""
+    ap = argparse.ArgumentParser(prog="embodied train planner", description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=TrainConfig.episodes)
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    ap.add_argument("--seed", type=int, default=TrainConfig.seed)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--llm", default="smollm2")
+    ap.add_argument("--out", type=Path, help="adapter folder (default: the shipped policies/planner_lora)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the adapter with a progress bar on stderr; print its metadata as JSON on stdout."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    args = build_parser().parse_args(argv)
+    try:
+        config = TrainConfig(episodes=args.episodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             warmup=args.warmup, seed=args.seed)
+    except ValueError as e:
+        raise EmbodiedError(str(e)) from e
+    out = args.out or PLANNER_ADAPTER
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("loss {task.fields[loss]}"), console=console) as progress:
+        bar = progress.add_task("train", total=config.steps, loss="-")
+        meta = train(config, out, llm=args.llm, device=args.device,
+                     progress=lambda step, loss: progress.update(bar, completed=step + 1, loss=f"{loss:.4f}"))
+    Console().print_json(json.dumps(meta))
+    console.print(f"adapter written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

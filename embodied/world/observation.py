@@ -3,6 +3,10 @@ robot, sensing and the learned models, so nothing reads proprioception by bare i
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 RGB, DEPTH, POINTS, PROPRIO = "rgb", "depth", "points", "proprio"
@@ -27,22 +31,70 @@ def _slices() -> dict[str, slice]:
     return out
 
 
-PROPRIO: dict[str, slice] = _slices()
+PROPRIO_SLICES: dict[str, slice] = _slices()
 PROPRIO_DIM: int = sum(width for _, width in PROPRIO_FIELDS)
 
 
 def proprio_field(proprio: np.ndarray, name: str) -> np.ndarray:
     """One named part of a proprioceptive vector, e.g. ``proprio_field(p, "ee_position")``."""
-    if name not in PROPRIO:
-        raise KeyError(f"unknown proprioception field {name!r}; fields: {', '.join(PROPRIO)}")
-    return np.asarray(proprio)[..., PROPRIO[name]]
+    if name not in PROPRIO_SLICES:
+        raise KeyError(f"unknown proprioception field {name!r}; fields: {', '.join(PROPRIO_SLICES)}")
+    return np.asarray(proprio)[..., PROPRIO_SLICES[name]]
 
 
 def pack_proprio(**parts: np.ndarray | float) -> np.ndarray:
     """The proprioceptive vector from its named parts (every field of ``PROPRIO_FIELDS`` is required)."""
     missing = [n for n, _ in PROPRIO_FIELDS if n not in parts]
-    extra = [n for n in parts if n not in PROPRIO]
+    extra = [n for n in parts if n not in PROPRIO_SLICES]
     if missing or extra:
         raise KeyError(f"proprioception needs {', '.join(n for n, _ in PROPRIO_FIELDS)}; "
                        f"missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
     return np.concatenate([np.atleast_1d(np.asarray(parts[n], np.float32)) for n, _ in PROPRIO_FIELDS])
+
+
+@dataclass
+class View:
+    """One calibrated RGB-D view: colours, world-frame points per pixel, and the camera that saw them.
+
+    A real robot fills it from its depth camera and extrinsic calibration; ``from_zbuffer`` does it for
+    OpenGL-style renders."""
+
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8
+    points: np.ndarray  # (H*W, 3) float32 world frame, NaN where the pixel saw nothing (beyond the far plane)
+    view_proj: np.ndarray  # (4, 4) world -> clip (OpenGL convention), to test whether a point is visible
+    eye: np.ndarray  # (3,) camera centre, world frame
+
+    @classmethod
+    def from_zbuffer(cls, name: str, rgb: np.ndarray, zbuf: np.ndarray, view: Sequence[float],
+                     proj: Sequence[float], pixel_offset: tuple[float, float] = (0.5, 0.5)) -> View:
+        """Back-project an OpenGL depth buffer with the camera's column-major view/projection matrices.
+
+        ``pixel_offset`` is where, inside a pixel (column, row; row counted downwards), the renderer sampled
+        depth: (0.5, 0.5) is the pixel centre; PyBullet's TinyRenderer samples at (0, 1) (measured: the
+        centre convention puts an oblique camera's table 1.6 mm high and shifts points by half a pixel).
+        """
+        v = np.asarray(view, dtype=np.float64).reshape(4, 4).T
+        vp = np.asarray(proj, dtype=np.float64).reshape(4, 4).T @ v
+        h, w = zbuf.shape
+        u, r = np.meshgrid(np.arange(w), np.arange(h))
+        du, dv = pixel_offset
+        ndc = np.stack([2 * (u + du) / w - 1, 1 - 2 * (r + dv) / h, 2 * zbuf - 1, np.ones_like(zbuf)], -1)
+        world = ndc.reshape(-1, 4) @ np.linalg.inv(vp).T  # (H*W, 4)
+        xyz = (world[:, :3] / world[:, 3:4]).astype(np.float32)
+        xyz[zbuf.reshape(-1) >= 0.9999] = np.nan
+        eye = -v[:3, :3].T @ v[:3, 3]
+        return cls(name, rgb, xyz, vp, eye)
+
+    def depth_at(self, point: np.ndarray) -> float | None:
+        """Distance from the eye to the surface seen at ``point``'s pixel (inf: nothing; None: off-image)."""
+        clip = self.view_proj @ np.append(point, 1.0)
+        if clip[3] <= 0:
+            return None
+        h, w = self.rgb.shape[:2]
+        col = int((clip[0] / clip[3] + 1) * 0.5 * w)
+        row = int((1 - clip[1] / clip[3]) * 0.5 * h)
+        if not (0 <= col < w and 0 <= row < h):
+            return None
+        seen = self.points[row * w + col]
+        return math.inf if np.isnan(seen[0]) else float(np.linalg.norm(seen - self.eye))

@@ -4,6 +4,8 @@ A goal is a conjunction (a list) of predicates:
   ``["in", "<colour> block", "<colour> bowl"]``   the block rests in the bowl (directly or on blocks in it)
   ``["on", "<colour> block", "<colour> block"]``  the first block rests directly on the second
   ``["at", "<colour> block", "<location>"]``      the block rests at the named location (or on a block there)
+  ``["at", "<colour> block", [x, y]]``            the block rests directly on the table within 6 cm of the
+                                                  point (metres; also ``"x,y"`` or ``"<location>+dx,dy"``)
   ``["stacked", ["<colour> block", ...]]``        one tower of exactly these blocks, in any order
 """
 
@@ -12,20 +14,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from embodied.world.errors import PredicateError, UnknownObjectError
-from embodied.world.scene import LOCATION_NAMES, LOCATIONS, parse_object_name, suggest
-from embodied.world.symbolic import SymbolicState
+from embodied.world.scene import (
+    LOCATION_NAMES,
+    LOCATIONS,
+    WORKSPACE_X,
+    WORKSPACE_Y,
+    parse_object_name,
+    suggest,
+)
+from embodied.world.symbolic import SymbolicState, is_point, off_table, parse_point, point_text
 
 PREDICATES: dict[str, str] = {
     "in": "block, bowl",
     "on": "block, block",
-    "at": "block, location",
+    "at": "block, location or point [x, y]",
     "stacked": "[block, block, ...]",
 }
 
 
 def _check_object(name: object, kind: str, names: Iterable[str] | None, where: str) -> None:
+    if kind == "location" and is_point(name):
+        try:
+            point = parse_point(name)
+        except ValueError as e:
+            raise PredicateError(f"{where}: {e}") from None
+        if off_table(point):
+            raise PredicateError(f"{where}: point {point_text(name)} is off the table: x must lie in "
+                                 f"[{WORKSPACE_X[0]}, {WORKSPACE_X[1]}] and y in "
+                                 f"[{WORKSPACE_Y[0]}, {WORKSPACE_Y[1]}] (metres)")
+        return
     if not isinstance(name, str):
-        raise PredicateError(f"{where}: expected a {kind} name, got {name!r}")
+        what = "location name or a point [x, y]" if kind == "location" else f"{kind} name"
+        raise PredicateError(f"{where}: expected a {what}, got {name!r}")
     if kind == "location":
         if name not in LOCATIONS:
             raise UnknownObjectError(f"{where}: unknown location {name!r}{suggest(name, LOCATION_NAMES)}; "
@@ -74,6 +94,8 @@ def holds(pred: Sequence, state: SymbolicState) -> bool:
     head = pred[0]
     if head == "on":
         return state.support.get(pred[1]) == pred[2]
+    if head == "at" and is_point(pred[2]):
+        return pred[1] in state.blocks_at(parse_point(pred[2]))
     if head in ("in", "at"):
         return pred[1] in state.support and state.base(pred[1]) == pred[2]
     if head == "stacked":
@@ -92,6 +114,11 @@ def holds(pred: Sequence, state: SymbolicState) -> bool:
     raise PredicateError(f"unknown predicate {head!r}")
 
 
+def point_goals(goal: Sequence[Sequence]) -> list[tuple[str, str]]:
+    """``(block, point text)`` for every ``at`` predicate whose second argument is a point, in goal order."""
+    return [(p[1], point_text(p[2])) for p in goal if p[0] == "at" and is_point(p[2])]
+
+
 def goal_values(goal: Sequence[Sequence], state: SymbolicState) -> list[bool]:
     """Truth value of every predicate of a goal."""
     return [holds(p, state) for p in goal]
@@ -107,6 +134,15 @@ def describe(pred: Sequence) -> str:
     head = pred[0]
     if head == "stacked":
         return "one tower of the " + ", ".join(pred[1][:-1]) + " and " + pred[1][-1]
+    if head == "at" and is_point(pred[2]):
+        return f"the {pred[1]} is at {point_phrase(point_text(pred[2]))}"
     rel = {"in": "in", "on": "on", "at": "at the"}[head]
     obj = f"the {pred[2]}" if head != "at" else pred[2]
     return f"the {pred[1]} is {rel} {obj}"
+
+
+def point_phrase(text: str) -> str:
+    """A point's text as English: ``"(0.50, 0.10)"`` or ``"the middle + (0.05, -0.10)"``."""
+    name, plus, offset = text.partition("+")
+    pair = "(" + ", ".join((offset if plus else name).split(",")) + ")"
+    return f"the {name} + {pair}" if plus else pair

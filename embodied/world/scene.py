@@ -41,6 +41,7 @@ BLOCK_SIZE = 0.04
 BOWL_INNER_RADIUS = 0.08
 BOWL_OUTER_RADIUS = 0.09
 BOWL_HEIGHT = 0.035
+BOWL_FLOOR = 0.006  # thickness of a bowl's base disk (sim_assets/bowl.urdf)
 
 LOCATIONS: dict[str, tuple[float, float]] = {
     "top left corner": (WORKSPACE_X[1] - 0.05, WORKSPACE_Y[1] - 0.05),

@@ -1,0 +1,171 @@
+"""The Python API: one object that holds a planner, a robot (the simulated tabletop by default) and the
+sources of its knowledge, and runs instructions or task files.
+
+```python
+from embodied import Agent
+
+with Agent.from_config(planner="saycan", state="ground-truth", affordance="analytic", success="analytic") as agent:
+    result = agent.run("put the red block in the green bowl", scene={"blocks": ["red", "blue"], "bowls": ["green"]})
+    print(result.outcome, result.steps[-1]["text"])
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodied.runtime.episode import EpisodeResult, StepHook, run_episode
+from embodied.runtime.sensing import Sensing, SensingConfig
+from embodied.world.errors import EmbodiedError, TaskError
+from embodied.world.tasks import SceneSpec, Task, load_tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIBRARY = "default"  # $EMBODIED_LIBRARY, else ~/.local/share/embodied/skills.db
+
+
+@dataclass
+class AgentConfig:
+    """Everything an agent is: the planner and its options, and the one place that says where the agent's
+    state, affordances and step outcomes come from (`perceived`/`ground-truth`, `learned`/`analytic`)."""
+
+    planner: str = "saycan"  # a name of `embodied.planners.registry.PLANNERS`
+    planner_options: dict[str, Any] = field(default_factory=dict)  # fields of that planner's config class
+    state: str = "perceived"  # RGB-D perception, or the simulator's "ground-truth" poses (ablation)
+    affordance: str = "learned"  # learned value functions, or the skills' "analytic" pre-checks
+    success: str = "learned"  # the learned success detector, or the skills' "analytic" self-report
+    library: str | None = DEFAULT_LIBRARY  # skill library to retrieve from: "default", a path, or None
+    image_size: int = 128  # side of the main camera's images (px)
+
+    def __post_init__(self) -> None:
+        self.sensing  # noqa: B018 - validates state/affordance/success with a did-you-mean
+        if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 1024:
+            raise EmbodiedError(f"AgentConfig.image_size must be an int in [8, 1024], got {self.image_size!r}")
+
+    @property
+    def sensing(self) -> SensingConfig:
+        return SensingConfig(state=self.state, affordance=self.affordance, success=self.success)
+
+    def library_path(self) -> str | None:
+        """The resolved library path (None: primitives only)."""
+        if self.library == DEFAULT_LIBRARY:
+            from embodied.library.store import default_library_path
+
+            return str(default_library_path())
+        return self.library
+
+    def planner_config(self) -> Any:
+        """The planner's config dataclass: its defaults, these options, and the library where it takes one."""
+        from embodied.planners.registry import config_class
+
+        cls = config_class(self.planner)
+        if cls is None:
+            if self.planner_options:
+                raise EmbodiedError(f"planner {self.planner!r} takes no options, got {sorted(self.planner_options)}")
+            return None
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(self.planner_options) - known)
+        if bad:
+            from embodied.world.scene import suggest
+
+            raise EmbodiedError(f"planner {self.planner!r} has no option {bad[0]!r}{suggest(bad[0], sorted(known))}; "
+                                f"options: {', '.join(sorted(known))}")
+        options = dict(self.planner_options)
+        if "library" in known and "library" not in options:
+            options["library"] = self.library_path()
+        return cls(**options)
+
+
+class Agent:
+    """A planner acting on a robot through skills, judged on the physical state. Build with `from_config`."""
+
+    def __init__(self, config: AgentConfig, planner: Any, env: Any, sensing: Sensing) -> None:
+        self.config, self.planner, self.env, self.sensing = config, planner, env, sensing
+
+    @classmethod
+    def from_config(cls, config: AgentConfig | None = None, **overrides: Any) -> Agent:
+        """An agent on the simulated tabletop: ``Agent.from_config(planner="oracle", state="ground-truth")``."""
+        from embodied.planners.registry import make_planner
+        from envs.tabletop import TabletopEnv
+
+        config = dataclasses.replace(config, **overrides) if config else AgentConfig(**overrides)
+        planner_config = config.planner_config()
+        env = TabletopEnv(image_size=(config.image_size, config.image_size))
+        try:
+            sensing = Sensing(env.robot, config.sensing)
+            planner = make_planner(config.planner, planner_config, **_planner_deps(config.planner, sensing))
+        except BaseException:
+            env.close()
+            raise
+        return cls(config, planner, env, sensing)
+
+    def task(self, instruction: str, scene: SceneSpec | dict | None = None, *, seed: int = 0,
+             max_steps: int | None = None) -> Task:
+        """A task from free text: the given scene, or a table set for the objects the instruction names."""
+        from embodied.instructions import scene_for
+
+        if isinstance(scene, dict):
+            scene = SceneSpec.from_dict(scene, where="scene")
+        if scene is None:
+            scene = scene_for(instruction, np.random.default_rng(seed))
+        return Task(id="cli", instruction=instruction, scene=scene, goal=[], seed=seed,
+                    max_steps=max_steps or 2 * len(scene.blocks) + 2)
+
+    def run(self, instruction: str | Task, scene: SceneSpec | dict | None = None, *, seed: int = 0,
+            max_steps: int | None = None, on_step: StepHook | None = None, video: Any = None) -> EpisodeResult:
+        """One episode: an instruction (with ``scene``, or a table set for it) or a `Task`."""
+        task = instruction if isinstance(instruction, Task) else self.task(instruction, scene, seed=seed,
+                                                                              max_steps=max_steps)
+        if getattr(self.planner, "needs_goal", False) and not task.goal:
+            raise TaskError(f"the {self.planner.name} planner plans from a goal, which free text does not give: "
+                            "run a task file or a generated task, or use --planner saycan")
+        return run_episode(self.env, task, self.planner, on_step=on_step, video=video, sensing=self.sensing)
+
+    def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path, *, resume: bool = True,
+                 on_episode: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report."""
+        from embodied.runtime.evaluate import evaluate
+
+        if isinstance(tasks, str | Path):
+            tasks = load_tasks(tasks)
+        return evaluate(list(tasks), self.planner, Path(out), self.env, on_episode=on_episode, resume=resume,
+                        sensing=self.sensing)
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved configuration, as run folders record it."""
+        planner_config = getattr(self.planner, "config", None)
+        return {"planner": self.config.planner, **self.config.sensing.__dict__,
+                "library": self.config.library_path() if "library" in _fields(planner_config) else None,
+                "image_size": self.config.image_size,
+                "planner_config": dataclasses.asdict(planner_config) if dataclasses.is_dataclass(planner_config)
+                else {}}
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fields(config: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+
+
+def _planner_deps(name: str, sensing: Sensing) -> dict[str, Any]:
+    """What the runtime hands a planner besides its config: the affordance source the agent chose."""
+    import inspect
+
+    from embodied.planners.registry import planner_class
+
+    params = inspect.signature(planner_class(name)).parameters
+    return {"affordances": sensing.affordances} if "affordances" in params else {}
