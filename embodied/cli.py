@@ -107,7 +107,7 @@ def _config_flags() -> dict[str, dict[str, Any]]:
                 kwargs = {"type": _csv(choices), "metavar": "A[,B]", "help": f"{help_} (comma-separated)"}
             else:
                 base = next((t for t in (int, float, str) if kind is t or t in typing.get_args(kind)), str)
-                kwargs = {"type": base, "help": f"{help_} (default {f.default!r})"}
+                kwargs = {"type": base, "metavar": f.name.upper(), "help": f"{help_} (default {f.default!r})"}
                 if choices:
                     kwargs["choices"] = choices
             flags[f.name] = {"flag": flag, "kwargs": {**kwargs, "dest": f"planner_{f.name}", "default": None},
@@ -129,6 +129,9 @@ def _add_planner_flags(p: argparse.ArgumentParser, sensing: bool = True) -> None
                                                 "~/.local/share/embodied/skills.db)")
     p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
     if sensing:
+        p.add_argument("--infer-goal", action="store_true",
+                       help="read the goal from the instruction even when the task has one; judge with the task's "
+                            "(reports goal_inference_accuracy)")
         p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
         p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic "
                                                                "checks")
@@ -157,7 +160,7 @@ def _agent_config(args: argparse.Namespace) -> Any:
         raise TaskError(f"{flags} belong to --planner {' / '.join(sorted({o for _, o in foreign}))}, "
                         f"not {args.planner}")
     library = None if args.no_library else str(args.library) if args.library else "default"
-    sources = {k: getattr(args, k) for k in ("state", "affordance", "success") if hasattr(args, k)}
+    sources = {k: getattr(args, k) for k in ("state", "affordance", "success", "infer_goal") if hasattr(args, k)}
     return AgentConfig(planner=args.planner, planner_options=options, library=library,
                        image_size=args.image_size, **sources)
 
@@ -188,12 +191,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from envs.video import VideoRecorder
 
     config = _agent_config(args)
-    if args.instruction and not (args.tasks or args.generate):
-        from embodied.planners.registry import planner_class
-
-        if getattr(planner_class(config.planner), "needs_goal", False):
-            raise TaskError(f"the {config.planner} planner plans from a goal, which free text does not give: "
-                            "use --tasks or --generate, or --planner saycan")
     with Agent.from_config(config) as agent:
         task = _load_task(args, agent)
         out = Path(args.out) if args.out else _default_out("run")

@@ -1,5 +1,16 @@
-"""Reading a free-text instruction just enough to set a table for it and to refuse what cannot be done:
-which coloured blocks and bowls it names. Planning itself is the language model's job."""
+"""Reading a free-text instruction: which objects it names, whether this table rules it out, and a table set
+for it. One reader serves all three: ``embodied.understanding`` (the grammar, lexicon and colour aliases
+documented there); turning an instruction into a checkable goal is ``GoalReader.read``.
+
+- ``mentioned_objects``: the coloured blocks and bowls a request names, in order (synonyms, aliases and typos
+  read as the goal reader reads them: "the grey cube" is the gray block, "the red dish" the red bowl).
+- ``cannot_reason``: one sentence when the request cannot be carried out on this table whatever else it
+  says (an unknown colour or object, an object not on the table, a bowl to move, a relation or count the
+  goals cannot state, a contradiction, blank or punctuation-only text, prompt injection), else None. Readings
+  that are merely unclear (no request found, ambiguity, questions, low confidence) are left to the caller
+  that infers the goal (``GoalReader``), so a planner given a task with its own goal is not stopped by them.
+- ``scene_for``: a table holding what the instruction names, plus distractors.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +18,38 @@ import re
 
 import numpy as np
 
+from embodied.understanding import GoalReader
+from embodied.understanding.lexicon import BOWL_NOUNS
+from embodied.understanding.parse import chunk, normalise
+from embodied.understanding.reader import CERTAIN
 from embodied.world.errors import TaskError
 from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name
 from embodied.world.tasks import SceneSpec
 
-BLOCK_WORDS = {"block", "blocks", "cube", "cubes", "brick", "bricks", "box", "boxes"}
-BOWL_WORDS = {"bowl", "bowls", "dish", "dishes", "container", "containers", "plate", "plates", "cup", "cups"}
-_COLOUR_ALIASES = {"grey": "gray", "violet": "purple", "magenta": "pink", "aqua": "cyan", "turquoise": "cyan"}
-_FILLER = {"and", "or", "the", "a", "an", "one", "ones", ","}
-_MOVE_BOWL = re.compile(r"\b(?:put|place|move|stack|pick up|lift|grab|take)\s+(?:the\s+)?(\w+)\s+(?:bowl|dish|container|plate|cup)s?\b")
-
-
-def _words(text: str) -> list[str]:
-    return [_COLOUR_ALIASES.get(w, w) for w in re.findall(r"[a-z]+|,", text.lower())]
+_READER = GoalReader(lm=None)
 
 
 def mentioned_objects(instruction: str) -> list[str]:
-    """Canonical names of the coloured objects an instruction names: "the red and blue cubes" -> both blocks."""
-    words = _words(instruction)
+    """Canonical names of the coloured objects an instruction names ("the red and blue cubes": both)."""
     out: list[str] = []
-    for i, w in enumerate(words):
-        if w not in COLOR_NAMES:
+    for c in chunk(normalise(instruction).words):
+        if c.type != "NP" or c.np is None:
             continue
-        for nxt in words[i + 1:i + 6]:
-            if nxt in BLOCK_WORDS or nxt in BOWL_WORDS:
-                name = object_name(w, "block" if nxt in BLOCK_WORDS else "bowl")
+        for np_ in [c.np, *c.np.except_]:
+            if np_.kind not in ("block", "bowl"):
+                continue
+            for color in np_.colors:
+                name = object_name(color, np_.kind)
                 if name not in out:
                     out.append(name)
-                break
-            if nxt not in COLOR_NAMES and nxt not in _FILLER:
-                break
     return out
 
 
 def cannot_reason(instruction: str, present: list[str]) -> str | None:
     """A sentence saying why the instruction cannot be carried out on this table, or None."""
-    missing = [n for n in mentioned_objects(instruction) if n not in present]
-    if missing:
-        listed = ", ".join(present) or "nothing"
-        return f"There is no {' and no '.join(missing)} on the table (it holds: {listed})."
-    m = _MOVE_BOWL.search(instruction.lower())
-    if m and (m.group(1) in COLOR_NAMES or m.group(1) in ("the", "a")):
-        return "Bowls stay where they are: this robot only moves blocks."
+    reading = _READER.read(instruction, present)
+    if reading.refused and reading.category in CERTAIN:
+        return reading.reason
     return None
 
 
@@ -59,6 +60,7 @@ def scene_for(instruction: str, rng: np.random.Generator, distractors: int = 1) 
     blocks = [n.split()[0] for n in named if n.endswith("block")]
     bowls = [n.split()[0] for n in named if n.endswith("bowl")]
     text = instruction.lower()
+    words = normalise(instruction).words
     free = [c for c in COLOR_NAMES if c not in blocks]
     # "all/each/the blocks" or matching colours refer to every block there is: add no stray blocks then
     collective = not blocks or bool(re.search(r"\b(all|every|each|both|match|matching|same colou?r)", text))
@@ -66,7 +68,7 @@ def scene_for(instruction: str, rng: np.random.Generator, distractors: int = 1) 
         blocks = [str(c) for c in rng.choice(free, size=3, replace=False)]
     if re.search(r"\b(match|matching|same colou?r)", text):
         bowls += [c for c in blocks if c not in bowls]
-    elif not bowls and any(w in BOWL_WORDS for w in _words(text)):
+    elif not bowls and any(w in BOWL_NOUNS for w in words):
         bowls.append(str(rng.choice([c for c in COLOR_NAMES if c not in blocks])))
     for _ in range(distractors):
         if len(blocks) < MAX_BLOCKS and not collective:
@@ -74,6 +76,8 @@ def scene_for(instruction: str, rng: np.random.Generator, distractors: int = 1) 
         if len(bowls) < MAX_BOWLS:
             bowls.append(str(rng.choice([c for c in COLOR_NAMES if c not in bowls])))
     if len(blocks) > MAX_BLOCKS or len(bowls) > MAX_BOWLS:
-        raise TaskError(f"the instruction names more objects than fit on the table: {len(blocks)} blocks and "
-                        f"{len(bowls)} bowls (at most {MAX_BLOCKS} and {MAX_BOWLS})")
+        raise TaskError(
+            f"the instruction names more objects than fit on the table: {len(blocks)} blocks and "
+            f"{len(bowls)} bowls (at most {MAX_BLOCKS} and {MAX_BOWLS})"
+        )
     return SceneSpec(blocks=blocks, bowls=bowls)

@@ -171,10 +171,13 @@ class TabletopEnv(gym.Env):
     def symbolic_state(self) -> SymbolicState:
         return abstract(self.scene_state())
 
-    def evaluate(self) -> dict[str, Any]:
-        """ManiSkill-style: ``success`` plus each goal predicate's current value and the support relation."""
+    def evaluate(self, goal: list[list] | None = None) -> dict[str, Any]:
+        """ManiSkill-style: ``success`` plus each goal predicate's current value and the support relation, for
+        the task's goal or the given one (an agent judges a goal it inferred from the instruction this way)."""
         sym = self.symbolic_state()
-        values = goal_values(self.task.goal, sym) if self.task is not None else []
+        if goal is None:
+            goal = self.task.goal if self.task is not None else []
+        values = goal_values(goal, sym)
         return {"success": bool(values) and all(values), "goal_values": values, "support": sym.support}
 
     def _info(self) -> dict[str, Any]:

@@ -83,6 +83,11 @@ class Skill:
         """Probability in [0, 1] that ``execute`` succeeds from ``state``."""
         return 1.0
 
+    def why_not(self, state: SceneState, params: Any) -> str | None:
+        """Why the pre-check refuses this call from ``state`` (``None``: it would try): the blocking reason an
+        episode ends with when nothing feasible remains."""
+        return None if self.affordance(state, params) > 0.0 else "its pre-check fails"
+
     def effect(self, state: SymbolicState, params: Any) -> tuple[SymbolicState, str | None]:
         """Ideal execution on the symbolic state: the new state and ``None``, or an unchanged copy and the
         reason it fails. Never mutates ``state``."""

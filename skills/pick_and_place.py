@@ -46,11 +46,17 @@ class PickAndPlace(Skill):
         return f"pick up the {params.block} and place it {preposition(params.target)} the {params.target}"
 
     def affordance(self, state: SceneState, params: PickAndPlaceParams) -> float:
-        if params.block not in state.objects or state.held not in (None, params.block):
-            return 0.0
-        if state.held is None and check_pick(state, params.block).reason is not None:
-            return 0.0
-        return float(check_place(state, params.block, params.target).reason is None)
+        return float(self.why_not(state, params) is None)
+
+    def why_not(self, state: SceneState, params: PickAndPlaceParams) -> str | None:
+        if params.block not in state.objects:
+            return f"no {params.block} on the table"
+        if state.held not in (None, params.block):
+            return f"the hand holds the {state.held}"
+        if state.held is None and (why := check_pick(state, params.block).reason) is not None:
+            return f"the {params.block}: {why}"
+        why = check_place(state, params.block, params.target).reason
+        return None if why is None else f"the {params.target}: {why}"
 
     def effect(self, state: SymbolicState, params: PickAndPlaceParams) -> tuple[SymbolicState, str | None]:
         """A pick, then a place; on failure nothing changes (the symbols have no half-done move)."""

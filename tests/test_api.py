@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from embodied import Agent, AgentConfig
-from embodied.world.errors import EmbodiedError, TaskError
+from embodied.world.errors import EmbodiedError
 from envs.generator import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,16 +52,18 @@ def test_config_validates_sources_and_planner_options():
     assert AgentConfig(planner="saycan", library=None).planner_config().library is None
 
 
-def test_oracle_agent_solves_a_task_and_refuses_free_text(tmp_path):
+def test_oracle_agent_solves_tasks_and_read_instructions(tmp_path):
     with Agent.from_config(planner="oracle", state="ground-truth", affordance="analytic", success="analytic",
                            image_size=32) as agent:
         result = agent.run(generate("block_on_block", 4))
         assert result.outcome == "success" and result.summary()["judged_by"] == "goal"
-        with pytest.raises(TaskError, match="plans from a goal"):
-            agent.run("put the red block on the blue block")
+        free = agent.run("put the red block on the blue block", seed=2)  # the goal is read from the words
+        assert free.outcome == "success" and free.summary()["goal"] == [["on", "red block", "blue block"]]
+        refused = agent.run("put the black block on the blue block", scene={"blocks": ["red", "blue"]})
+        assert refused.outcome == "cannot" and "black" in refused.reason and not refused.steps
         report = agent.evaluate([generate("block_in_bowl", 5)], out=tmp_path / "ev")
         assert report["n"] == 1 and report["execution_success"] == 1.0
-        assert agent.describe()["planner_config"] == {"max_nodes": 2000}
+        assert agent.describe()["planner_config"] == {"max_nodes": 2000} and not agent.describe()["infer_goal"]
 
 
 def test_the_agent_hands_its_affordance_source_to_the_planner():

@@ -132,7 +132,10 @@ def test_bad_checkpoints_fail_clearly(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_embedded_planner_solves_generated_tasks_symbolically() -> None:
-    """The shipped adapter on the embedded model plans a few unseen tasks (ideal skills)."""
+    """The shipped adapter on the embedded model plans a few unseen tasks (ideal skills) from the words alone:
+    the planner is not given the goal, so nothing but the model decides when it is done."""
+    import dataclasses
+
     from embodied.planners.prompting import initial_state
     from embodied.planners.saycan import SayCanPlanner
     from skills import apply
@@ -141,7 +144,7 @@ def test_embedded_planner_solves_generated_tasks_symbolically() -> None:
     solved = 0
     for family, seed in (("block_in_bowl", 31), ("stack_three", 32), ("matching_bowls", 33)):
         task = generate(family, seed)
-        planner.reset(task)
+        planner.reset(dataclasses.replace(task, goal=[]))
         state, calls = initial_state(task), []
         for _ in range(task.max_steps):
             objs = SceneState(objects={n: ObjectState(n, n.split()[1], n.split()[0], (0, 0, 0))  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ class Decision:
     reason: str = ""
     skill: Any = None  # a library skill instance (embodied.library.retrieval.Instance) to run for this call
     then_done: bool = False  # the scored plan ended with "done": stop once the skill succeeds
+    note: str = ""  # why this call, where it needs saying (e.g. "retry after missed grasp")
 
 
 def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] = ()) -> Any:  # noqa: A002
@@ -46,11 +47,11 @@ def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...
 
 class Planner(Protocol):
     """Oracle, SayCan and PaLM-E planners share this, so `--planner` is one flag. Each registers its config
-    dataclass as ``config_class`` (LeRobot's config + model pairs); ``needs_goal`` planners plan from a goal."""
+    dataclass as ``config_class`` (LeRobot's config + model pairs). ``reset`` gets the task with the goal the
+    episode pursues: the file's, or the one read from the instruction."""
 
     name: str
     config_class: ClassVar[type]
-    needs_goal: ClassVar[bool]
 
     def reset(self, task: Task) -> None: ...
 

@@ -295,7 +295,6 @@ class OracleAgent:
 
     name = "oracle"
     config_class = OracleConfig
-    needs_goal = True
 
     def __init__(self, config: OracleConfig | None = None, **overrides: int) -> None:
         self.config = config or OracleConfig(**overrides)

@@ -20,6 +20,7 @@ from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel
 from embodied.planners.base import Decision, ScoredOption, option
+from embodied.planners.guard import GoalGuard
 from embodied.planners.prompting import Step, feedback_text, option_text
 from embodied.planners.saycan import candidate_calls
 from embodied.world.errors import EmbodiedError
@@ -131,7 +132,6 @@ class PalmEPlanner:
 
     name = "palme"
     config_class = PalmEPlannerConfig
-    needs_goal = False
 
     def __init__(self, config: PalmEPlannerConfig | None = None, lm: LanguageModel | None = None,
                  affordances: AffordanceProvider | None = None, **overrides: Any) -> None:
@@ -153,10 +153,12 @@ class PalmEPlanner:
         self.affordances = affordances or make_affordance("analytic")
         self.task: Task | None = None
         self.history: list[Step] = []
+        self.guard = GoalGuard()
 
     def reset(self, task: Task) -> None:
         self.task = task
         self.history = []
+        self.guard.reset(task.goal)
         self.lm.reset_stats()
 
     def prefix_embeds(self, state: SceneState, obs: dict[str, Any], prompt: str) -> torch.Tensor:
@@ -179,11 +181,19 @@ class PalmEPlanner:
             reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
             if reason is not None:
                 return Decision(None, reason=reason)
+        if self.guard.satisfied(state):  # the goal holds on what the robot sees: stop without asking the model
+            return Decision(SkillCall("done"), reason="the goal holds")
         calls = candidate_calls(state, self.task.goal)
         affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
+        allowed, notes = self.guard.allowed(state, calls)
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
+        keep &= np.asarray(allowed, bool)
+        notes = [n for n, k in zip(notes, keep, strict=True) if k] + [""]
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
-        affordances = np.append(affordances[keep], 1.0)
+        done_ok = self.guard.done_allowed(state)
+        affordances = np.append(affordances[keep], 1.0 if done_ok else 0.0)
+        if not done_ok and self.guard.stuck(state, calls[:-1]):
+            return Decision(None, reason=self.guard.blocking_reason(state))
         prompt = planning_prompt(self.task.instruction, self.history, len(state.objects), self.config.feedback,
                                  self.config.flags, self.n_image, self.obj_tokens)
         scores = self.lm.score_embeds(self.prefix_embeds(state, obs, prompt), [option_text(c) for c in calls])
@@ -191,13 +201,17 @@ class PalmEPlanner:
         p_llm = np.exp(raw - raw.max())
         p_llm /= p_llm.sum()
         combined = p_llm * (affordances if self.config.affordance else 1.0)
+        if not done_ok:  # a "done" while the goal is unmet is overruled
+            combined[-1] = 0.0
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
                    for c, p, a, s in zip(calls, p_llm, affordances, combined, strict=True)]
-        return Decision(calls[int(np.argmax(combined))], options)
+        best = int(np.argmax(combined))
+        return Decision(calls[best], options, note=notes[best])
 
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
         if call.name in skill_names():
             self.history.append(Step(call, result.success, result.reason))
+            self.guard.record(call, result)
 
     def episode_stats(self) -> dict[str, Any]:
         s = self.lm.stats

@@ -13,6 +13,7 @@ PLANNERS: dict[str, str] = {
     "saycan": "embodied.planners.saycan:SayCanPlanner",
     "palme": "embodied.planners.palme:PalmEPlanner",
     "oracle": "embodied.planners.oracle:OracleAgent",
+    "goal": "embodied.planners.goal:GoalPlanner",
 }
 
 

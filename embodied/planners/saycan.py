@@ -15,6 +15,7 @@ from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel, load_language_model
 from embodied.planners.base import Decision, ScoredOption, option
+from embodied.planners.guard import GoalGuard
 from embodied.planners.prompting import (
     HEADER,
     Step,
@@ -71,7 +72,6 @@ class SayCanPlanner:
 
     name = "saycan"
     config_class = SayCanConfig
-    needs_goal = False
 
     def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None,
                  affordances: AffordanceProvider | None = None, **overrides: Any) -> None:
@@ -90,6 +90,7 @@ class SayCanPlanner:
             self.library = Library.open(self.config.library, self.config.top_k)
         self.retrieved: list = []
         self.affordances = affordances or make_affordance("analytic")
+        self.guard = GoalGuard()
 
     def _load_adapter(self) -> str | None:
         """Fine-tuned next-step choice (`embodied train planner`); only for the model it was trained on."""
@@ -113,6 +114,7 @@ class SayCanPlanner:
         shots = retrieve(task.instruction, example_bank(), self.config.examples) if self.config.examples else []
         self.prefix = "\n\n".join([HEADER] + [e.text(self.config.feedback) for e in shots]) + "\n\n"
         self.retrieved = self.library.retrieve(task.instruction) if self.library is not None else []
+        self.guard.reset(task.goal)
         self.lm.reset_stats()
 
     def prompt(self, state: SceneState) -> str:
@@ -126,14 +128,22 @@ class SayCanPlanner:
             reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
             if reason is not None:
                 return Decision(None, reason=reason)
+        if self.guard.satisfied(state):  # the goal holds on what the robot sees: stop without asking the model
+            return Decision(SkillCall("done"), reason="the goal holds")
         calls = candidate_calls(state, self.task.goal)
         if obs is not None:
             affordances = np.asarray(self.affordances.scores(obs, state, calls), np.float64)
         else:  # no sensors given (e.g. a bare planner test): the skills' own pre-checks
             affordances = np.array([self._affordance(state, c) for c in calls])
+        allowed, notes = self.guard.allowed(state, calls)
         keep = affordances >= self.config.min_affordance if self.config.affordance else np.ones(len(calls), bool)
+        keep &= np.asarray(allowed, bool)
+        notes = [n for n, k in zip(notes, keep, strict=True) if k] + [""]
         calls = [c for c, k in zip(calls, keep, strict=True) if k] + [SkillCall("done")]
-        affordances = np.append(affordances[keep], 1.0)
+        done_ok = self.guard.done_allowed(state)
+        affordances = np.append(affordances[keep], 1.0 if done_ok else 0.0)
+        if not done_ok and self.guard.stuck(state, calls[:-1]):  # the goal is unmet and nothing feasible
+            return Decision(None, reason=self.guard.blocking_reason(state))  # brings it closer: say what blocks it
         texts: list = [option_text(c) for c in calls]
         instances = self._instances(state, calls)
         start = len(self.history) + 1
@@ -145,13 +155,15 @@ class SayCanPlanner:
         p_llm = np.exp(llm - llm.max())
         p_llm /= p_llm.sum()
         combined = p_llm * (affordances if self.config.affordance else 1.0)
+        if not done_ok:  # a "done" while the goal is unmet is overruled, with or without affordances
+            combined[-1] = 0.0
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
                    for c, p, a, s in zip(calls, p_llm, affordances, combined, strict=True)]
         best = int(np.argmax(combined))
         chosen = self._choose_skill(instances, scores.logprob_sum, calls, combined, options)
         if chosen is not None:
             return Decision(chosen.call, options, skill=chosen, then_done=True)
-        return Decision(calls[best], options)
+        return Decision(calls[best], options, note=notes[best])
 
     def _instances(self, state: SceneState, offered: list[SkillCall]) -> list:
         """Library skills bound to this table whose first step is one of the offered calls."""
@@ -183,6 +195,7 @@ class SayCanPlanner:
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
         if call.name in skill_names():
             self.history.append(Step(call, result.success, result.reason))
+            self.guard.record(call, result)
         elif not result.success:  # a library skill that could not start: do not offer it again this episode
             self.retrieved = [(r, s) for r, s in self.retrieved if r.name != call.name]
 

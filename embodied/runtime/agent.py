@@ -23,7 +23,7 @@ import numpy as np
 
 from embodied.runtime.episode import EpisodeResult, StepHook, run_episode
 from embodied.runtime.sensing import Sensing, SensingConfig
-from embodied.world.errors import EmbodiedError, TaskError
+from embodied.world.errors import EmbodiedError
 from embodied.world.tasks import SceneSpec, Task, load_tasks
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class AgentConfig:
     success: str = "learned"  # the learned success detector, or the skills' "analytic" self-report
     library: str | None = DEFAULT_LIBRARY  # skill library to retrieve from: "default", a path, or None
     image_size: int = 128  # side of the main camera's images (px)
+    infer_goal: bool = False  # read the goal from the instruction even when a task has one (judged by the task's)
 
     def __post_init__(self) -> None:
         self.sensing  # noqa: B018 - validates state/affordance/success with a did-you-mean
@@ -86,13 +87,14 @@ class AgentConfig:
 class Agent:
     """A planner acting on a robot through skills, judged on the physical state. Build with `from_config`."""
 
-    def __init__(self, config: AgentConfig, planner: Any, env: Any, sensing: Sensing) -> None:
-        self.config, self.planner, self.env, self.sensing = config, planner, env, sensing
+    def __init__(self, config: AgentConfig, planner: Any, env: Any, sensing: Sensing, reader: Any) -> None:
+        self.config, self.planner, self.env, self.sensing, self.reader = config, planner, env, sensing, reader
 
     @classmethod
     def from_config(cls, config: AgentConfig | None = None, **overrides: Any) -> Agent:
         """An agent on the simulated tabletop: ``Agent.from_config(planner="oracle", state="ground-truth")``."""
         from embodied.planners.registry import make_planner
+        from embodied.understanding import GoalReader
         from envs.tabletop import TabletopEnv
 
         config = dataclasses.replace(config, **overrides) if config else AgentConfig(**overrides)
@@ -101,10 +103,11 @@ class Agent:
         try:
             sensing = Sensing(env.robot, config.sensing)
             planner = make_planner(config.planner, planner_config, **_planner_deps(config.planner, sensing))
+            reader = GoalReader(lm=getattr(planner, "lm", None))
         except BaseException:
             env.close()
             raise
-        return cls(config, planner, env, sensing)
+        return cls(config, planner, env, sensing, reader)
 
     def task(self, instruction: str, scene: SceneSpec | dict | None = None, *, seed: int = 0,
              max_steps: int | None = None) -> Task:
@@ -123,10 +126,8 @@ class Agent:
         """One episode: an instruction (with ``scene``, or a table set for it) or a `Task`."""
         task = instruction if isinstance(instruction, Task) else self.task(instruction, scene, seed=seed,
                                                                               max_steps=max_steps)
-        if getattr(self.planner, "needs_goal", False) and not task.goal:
-            raise TaskError(f"the {self.planner.name} planner plans from a goal, which free text does not give: "
-                            "run a task file or a generated task, or use --planner saycan")
-        return run_episode(self.env, task, self.planner, on_step=on_step, video=video, sensing=self.sensing)
+        return run_episode(self.env, task, self.planner, on_step=on_step, video=video, sensing=self.sensing,
+                           reader=self.reader, infer_goal=self.config.infer_goal)
 
     def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path, *, resume: bool = True,
                  on_episode: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -136,12 +137,12 @@ class Agent:
         if isinstance(tasks, str | Path):
             tasks = load_tasks(tasks)
         return evaluate(list(tasks), self.planner, Path(out), self.env, on_episode=on_episode, resume=resume,
-                        sensing=self.sensing)
+                        sensing=self.sensing, reader=self.reader, infer_goal=self.config.infer_goal)
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, as run folders record it."""
         planner_config = getattr(self.planner, "config", None)
-        return {"planner": self.config.planner, **self.config.sensing.__dict__,
+        return {"planner": self.config.planner, **self.config.sensing.__dict__, "infer_goal": self.config.infer_goal,
                 "library": self.config.library_path() if "library" in _fields(planner_config) else None,
                 "image_size": self.config.image_size,
                 "planner_config": dataclasses.asdict(planner_config) if dataclasses.is_dataclass(planner_config)

@@ -3,21 +3,21 @@ real physics, feed the outcome back, and judge the goal on the physical state.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from embodied.planners.base import Decision, Planner
 from embodied.runtime.sensing import Sensing
-from embodied.world.predicates import goal_values
-from embodied.world.scene import SceneState
+from embodied.world.predicates import describe_goal, goal_satisfied, goal_values, same_goal
 from embodied.world.symbolic import abstract
-from embodied.world.tasks import Task
+from embodied.world.tasks import Task, default_max_steps
 from skills import SkillCall, SkillResult, call_text, get_skill
 from skills.robot import Robot
 
@@ -41,6 +41,7 @@ class EpisodeResult:
     trace: list[dict[str, Any]] = field(default_factory=list)
     physics_steps: int = 0
     seconds: float = 0.0
+    goal: list[list] = field(default_factory=list)  # what the episode was judged against
     goal_values: list[bool] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,24 +53,34 @@ class EpisodeResult:
         return {"id": self.task.id, "instruction": self.task.instruction, "family": self.task.family,
                 "planner": self.planner, "seed": self.task.seed, "success": self.success,
                 "outcome": self.outcome, "reason": self.reason, "steps": self.steps,
-                "n_steps": len(self.steps), "goal": self.task.goal, "goal_values": self.goal_values,
+                "n_steps": len(self.steps), "goal": self.goal, "goal_values": self.goal_values,
                 "physics_steps": self.physics_steps, "seconds": round(self.seconds, 3), **self.extra}
 
 
+class GoalReader(Protocol):
+    """Turns an instruction and the objects on the table into a goal, or a refusal (`embodied.understanding`)."""
+
+    def read(self, instruction: str, objects: Sequence[str]) -> Any: ...
+
+
+Judge = Callable[[list[list]], dict[str, Any]]
+
+
 def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: StepHook | None = None,
-                video: AbstractContextManager | None = None, sensing: Sensing | None = None) -> EpisodeResult:
+                video: AbstractContextManager | None = None, sensing: Sensing | None = None,
+                reader: GoalReader | None = None, infer_goal: bool = False) -> EpisodeResult:
     """Lay out ``task`` in the simulated world, then `run_on_robot` judged by the simulator's physical state.
     Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors)."""
     env.reset(seed=task.seed, options={"task": task})
     return run_on_robot(env.robot, task, planner, on_step=on_step, video=video, sensing=sensing,
-                        judge=lambda: env.evaluate())
+                        judge=env.evaluate, reader=reader, infer_goal=infer_goal)
 
 
-def goal_judge(robot: Robot, task: Task) -> Callable[[], dict[str, Any]]:
-    """Judge the goal on what the robot observes (a real arm's perceived state); the simulator judges with
-    its own physical state instead (`TabletopEnv.evaluate`)."""
-    def judge() -> dict[str, Any]:
-        values = goal_values(task.goal, abstract(robot.observe()))
+def goal_judge(robot: Robot) -> Judge:
+    """Judge a goal on what the robot observes (a real arm's perceived state); the simulator judges with its
+    own physical state instead (`TabletopEnv.evaluate`)."""
+    def judge(goal: list[list]) -> dict[str, Any]:
+        values = goal_values(goal, abstract(robot.observe()))
         return {"success": bool(values) and all(values), "goal_values": values}
 
     return judge
@@ -77,33 +88,64 @@ def goal_judge(robot: Robot, task: Task) -> Callable[[], dict[str, Any]]:
 
 def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHook | None = None,
                  video: AbstractContextManager | None = None, sensing: Sensing | None = None,
-                 judge: Callable[[], dict[str, Any]] | None = None) -> EpisodeResult:
-    """Run ``task`` with ``planner`` on a robot already set up for it, until the planner says done, it cannot
-    go on, or ``task.max_steps`` calls; ``judge`` reads the goal's values off the physical state."""
+                 judge: Judge | None = None, reader: GoalReader | None = None,
+                 infer_goal: bool = False) -> EpisodeResult:
+    """Run ``task`` with ``planner`` on a robot already set up for it.
+
+    First the goal: the task's, or (with ``reader``, when the task has none or ``infer_goal``) one read from
+    the instruction and the perceived objects; an instruction the reader refuses ends ``cannot`` before any
+    motion. Then a skill call per step until the goal holds on the perceived state, the planner stops or finds
+    nothing feasible, or ``max_steps`` calls. The episode is judged by ``judge`` on the physical state against
+    the task's goal when it has one (so ``infer_goal`` measures the reading), else the inferred one."""
     t0 = time.perf_counter()
-    judge = judge or goal_judge(robot, task)
+    judge = judge or goal_judge(robot)
     if sensing is not None:
         sensing.reset()
         robot = sensing.robot
-    planner.reset(task)
-    result = EpisodeResult(task=task, planner=planner.name)
+    result = EpisodeResult(task=task, planner=planner.name, goal=list(task.goal))
     start_steps = robot.steps
+    obs = sensing.observation() if sensing is not None else None
+    state = sensing.state() if sensing is not None else robot.observe()
+    goal = list(task.goal)
+    if reader is not None and (infer_goal or not task.goal):
+        t_read = time.perf_counter()
+        reading = reader.read(task.instruction, list(state.objects))
+        result.extra["reading"] = {**reading.to_dict(), "seconds": round(time.perf_counter() - t_read, 3)}
+        if reading.goal is None:
+            result.outcome, result.reason = "cannot", reading.reason
+            return _finish(result, robot, start_steps, t0, judge, planner, 0.0, said_done=False)
+        goal = reading.goal
+        result.extra["inferred_goal"] = goal
+        if task.goal:
+            result.extra["goal_correct"] = same_goal(goal, task.goal)
+        else:
+            result.goal = goal
+    if not goal:
+        result.outcome = "cannot"
+        result.reason = "there is no goal to check this instruction against (no goal reader)"
+        return _finish(result, robot, start_steps, t0, judge, planner, 0.0, said_done=False)
+    plan_task = dataclasses.replace(task, goal=goal, max_steps=max(task.max_steps, default_max_steps(goal)))
+    if "inferred_goal" in result.extra:  # the planner reads the goal it pursues, in the wording it knows
+        plan_task.instruction = describe_goal(goal)
+        result.extra["planner_request"] = plan_task.instruction
+    planner.reset(plan_task)
     planner_seconds = 0.0
     decision = Decision(None)
-    said_skill_done = False
-    ahead: tuple[SceneState, dict | None] | None = None  # state and sensors already read after the last step
-    for i in range(task.max_steps + 1):
-        if ahead is not None:
-            state, obs = ahead
-        else:
-            obs = sensing.observation() if sensing is not None else None
-            state = sensing.state() if sensing is not None else robot.observe()
-        ahead = None
+    said_done = False
+    for i in range(plan_task.max_steps + 1):
+        if goal_satisfied(goal, abstract(state)):  # done when the goal holds on what the robot perceives
+            said_done = True
+            result.trace.append({"step": i, "chosen": SkillCall("done").to_dict(), "options": [],
+                                 "note": "the goal holds on the perceived state"})
+            break
         t_plan = time.perf_counter()
         decision = planner.step(state, obs=obs)
         planner_seconds += time.perf_counter() - t_plan
-        result.trace.append({"step": i, "chosen": decision.call.to_dict() if decision.call else None,
-                             "options": [o.to_dict() for o in decision.options]})
+        row = {"step": i, "chosen": decision.call.to_dict() if decision.call else None,
+               "options": [o.to_dict() for o in decision.options]}
+        if decision.note or decision.reason:
+            row["note"] = decision.note or decision.reason
+        result.trace.append(row)
         if decision.call is None:
             # before acting, "no way" means the request itself is impossible; after a failed skill it
             # means the world got into a state the plan cannot recover from
@@ -114,11 +156,12 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
                 on_step(i, decision, None)
             break
         if decision.call.name == "done":
+            said_done = True
             if on_step:
                 on_step(i, decision, None)
             break
-        if i == task.max_steps:
-            result.reason = f"step limit ({task.max_steps}) reached"
+        if i == plan_task.max_steps:
+            result.reason = f"step limit ({plan_task.max_steps}) reached"
             break
         ctx = video if video is not None else nullcontext()
         if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
@@ -126,8 +169,10 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
                 ok = _run_library_skill(robot, decision, planner, result, i, on_step)
                 if sensing is not None:
                     sensing.settle()
+            obs = sensing.observation() if sensing is not None else None
+            state = sensing.state() if sensing is not None else robot.observe()
             if ok and decision.then_done:
-                said_skill_done = True
+                said_done = True
                 break
             continue
         skill = get_skill(decision.call.name)
@@ -135,38 +180,42 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
             outcome = skill.execute(robot, skill.params(decision.call.args))
             if sensing is not None:
                 sensing.settle()
-        row = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
+        step = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
+        if decision.note:
+            step["note"] = decision.note
         if sensing is not None:  # the planner hears the success detector, not the skill's self-report
             after_obs = sensing.observation()
             told, p = sensing.judge(obs, after_obs, state, decision.call, outcome)
-            row["detected"] = {"p_success": round(p, 4), "success": told.success}
+            step["detected"] = {"p_success": round(p, 4), "success": told.success}
             outcome = told
-            ahead = (sensing.state(), after_obs)
+            obs, state = after_obs, sensing.state()
         else:
-            ahead = (robot.observe(), None)
-        result.steps.append(row)
-        planner.feedback(decision.call, outcome, ahead[0])
+            state = robot.observe()
+        result.steps.append(step)
+        planner.feedback(decision.call, outcome, state)
         if on_step:
             on_step(i, decision, outcome)
-    ev = judge()
+    result.goal = list(task.goal) if task.goal else goal
+    return _finish(result, robot, start_steps, t0, judge, planner, planner_seconds, said_done)
+
+
+def _finish(result: EpisodeResult, robot: Robot, start_steps: int, t0: float, judge: Judge, planner: Planner,
+            planner_seconds: float, said_done: bool) -> EpisodeResult:
+    """Judge the goal on the physical state and fill in the costs."""
+    ev = judge(result.goal) if result.goal else {"success": False, "goal_values": []}
     result.goal_values = ev["goal_values"]
-    said_done = said_skill_done or (decision.call is not None and decision.call.name == "done")
+    result.extra["judged_by"] = "goal"
     if result.outcome != "cannot":
-        if task.goal:  # judged on the physical state
-            ok = ev["success"]
-            result.extra["judged_by"] = "goal"
-        else:  # a free instruction has no goal to check: the planner's own "done" after a working last step
-            ok = said_done and bool(result.steps) and result.steps[-1]["result"]["success"]
-            result.extra["judged_by"] = "planner"
+        ok = bool(ev["success"])
         result.outcome = "success" if ok else "failed"
         if not ok and not result.reason:
             failed = [s["result"]["reason"] for s in result.steps if not s["result"]["success"]]
             result.reason = failed[-1] if failed else "the plan ended with the goal unmet"
-    if task.goal and result.outcome != "cannot":
         from embodied.planners.prompting import symbolic_plan_success
 
         calls = [SkillCall(s["skill"], s["args"]) for s in result.steps]
-        result.extra["planning_success"] = said_done and symbolic_plan_success(task, calls)
+        result.extra["planning_success"] = said_done and symbolic_plan_success(
+            dataclasses.replace(result.task, goal=result.goal), calls)
     stats = getattr(planner, "episode_stats", None)
     if stats is not None:
         result.extra.update(stats())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from embodied.planners.base import Planner
-from embodied.runtime.episode import EpisodeResult, run_episode
+from embodied.runtime.episode import EpisodeResult, GoalReader, run_episode
 from embodied.runtime.sensing import Sensing
 from embodied.world.tasks import Task
 from envs.tabletop import TabletopEnv
@@ -34,15 +34,21 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def result_row(result: EpisodeResult) -> dict[str, Any]:
-    """One `results.jsonl` line: the summary without the per-option trace."""
+    """One `results.jsonl` line: the summary without the per-option trace. A task that expects ``cannot``
+    counts as solved only when it was refused before any motion."""
     row = result.summary()
     row["n_skill_failures"] = sum(not s["result"]["success"] for s in row["steps"])
+    if result.task.expect == "cannot":
+        row["expect"], row["why"] = "cannot", result.task.why
+        row["false_success"] = row["outcome"] == "success"
+        row["success"] = row["outcome"] == "cannot" and not row["steps"]
     return row
 
 
 def evaluate(tasks: Sequence[Task], planner: Planner, out: Path, env: TabletopEnv,
              on_episode: Callable[[dict[str, Any]], None] | None = None, resume: bool = True,
-             sensing: Sensing | None = None) -> dict[str, Any]:
+             sensing: Sensing | None = None, reader: GoalReader | None = None,
+             infer_goal: bool = False) -> dict[str, Any]:
     """Run every task (skipping those already in `results.jsonl` when resuming) and write the report."""
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
@@ -54,7 +60,7 @@ def evaluate(tasks: Sequence[Task], planner: Planner, out: Path, env: TabletopEn
         for task in tasks:
             if task.id in done:
                 continue
-            row = result_row(run_episode(env, task, planner, sensing=sensing))
+            row = result_row(run_episode(env, task, planner, sensing=sensing, reader=reader, infer_goal=infer_goal))
             f.write(json.dumps(row) + "\n")
             f.flush()
             rows.append(row)
@@ -98,4 +104,14 @@ def make_report(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     used = [r for r in rows if r.get("library_skills")]
     if used:
         report["episodes_using_library"] = len(used)
+    read = [r for r in rows if "goal_correct" in r]
+    if read:  # `eval --infer-goal`: the goal read from the instruction against the file's goal, up to order
+        report["goal_inference_accuracy"] = round(sum(r["goal_correct"] for r in read) / len(read), 4)
+        report["goal_inference_n"] = len(read)
+    refuse = [r for r in rows if r.get("expect") == "cannot"]
+    if refuse:
+        report["refusals"] = {"n": len(refuse), "refused": sum(r["success"] for r in refuse),
+                              "false_successes": sum(r["false_success"] for r in refuse),
+                              "moved_before_refusing": sum(bool(r["steps"]) for r in refuse)}
+    report["false_successes"] = sum(bool(r.get("false_success")) for r in rows)
     return report

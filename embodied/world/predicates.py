@@ -146,3 +146,46 @@ def point_phrase(text: str) -> str:
     name, plus, offset = text.partition("+")
     pair = "(" + ", ".join((offset if plus else name).split(",")) + ")"
     return f"the {name} + {pair}" if plus else pair
+
+
+def canonical_goal(goal: Sequence[Sequence]) -> tuple:
+    """A goal as a set of predicates, order-free (a ``stacked`` list as a set too), for comparing goals."""
+    out = set()
+    for pred in goal:
+        head, *args = pred
+        out.add((head, *(tuple(sorted(a)) if isinstance(a, list | tuple) and head == "stacked" else
+                         tuple(a) if isinstance(a, list | tuple) else a for a in args)))
+    return tuple(sorted(out, key=repr))
+
+
+def same_goal(a: Sequence[Sequence], b: Sequence[Sequence]) -> bool:
+    """Two goals ask for the same thing: equal as sets of predicates, up to order."""
+    return canonical_goal(a) == canonical_goal(b)
+
+
+def describe_goal(goal: Sequence[Sequence]) -> str:
+    """The goal as one plain request in the wording the planners were trained on ("put the red and blue blocks
+    in the green bowl and stack the cyan and yellow blocks"): what a planner reads once the goal is known."""
+    def blocks(names: list[str]) -> str:
+        colours = [n.split()[0] for n in names]
+        return f"the {names[0]}" if len(names) == 1 else f"the {', '.join(colours[:-1])} and {colours[-1]} blocks"
+
+    grouped: dict[tuple[str, str], list[str]] = {}  # (preposition, target) -> blocks, in order of mention
+    parts: list[str] = []
+    for head, *args in goal:
+        if head == "stacked":
+            parts.append(f"stack {blocks(list(args[0]))}" if len(args[0]) > 1 else f"put the {args[0][0]} down")
+        elif head == "on":
+            parts.append(f"put the {args[0]} on the {args[1]}")
+        else:
+            where = args[1]
+            if head == "at" and not (isinstance(where, str) and where in LOCATIONS):
+                where = point_phrase(where if isinstance(where, str) else f"{where[0]:.2f},{where[1]:.2f}")
+            else:
+                where = f"the {where}"
+            key = (head, where)
+            if key not in grouped:
+                grouped[key] = []
+                parts.append(key)  # type: ignore[arg-type]  # filled in below, keeping the order
+            grouped[key].append(args[0])
+    return " and ".join(p if isinstance(p, str) else f"put {blocks(grouped[p])} {p[0]} {p[1]}" for p in parts)

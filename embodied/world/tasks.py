@@ -7,6 +7,8 @@ A line looks like::
      "goal": [["in", "red block", "green bowl"]], "seed": 3, "max_steps": 6, "family": "block_in_bowl"}
 
 ``seed``, ``max_steps`` and ``family`` are optional. Blank lines and lines starting with ``#`` are skipped.
+A task the agent must refuse carries ``"expect": "cannot"`` (and optionally ``"why"``) instead of a goal: it
+counts as solved only when the episode ends ``cannot`` before any motion (its instruction may be blank).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from embodied.world.errors import PredicateError, TaskError, UnknownObjectError
 from embodied.world.predicates import validate_goal
 from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name, suggest
 
-TASK_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal", "seed", "max_steps", "family")
-REQUIRED_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal")
+TASK_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal", "seed", "max_steps", "family", "expect", "why")
+REQUIRED_KEYS: tuple[str, ...] = ("id", "instruction", "scene")
+EXPECTS: tuple[str, ...] = ("success", "cannot")
 SCENE_KEYS: tuple[str, ...] = ("blocks", "bowls")
 
 
@@ -101,6 +104,8 @@ class Task:
     seed: int = 0  # physics and layout seed
     max_steps: int | None = None  # None: default_max_steps(goal)
     family: str | None = None  # generator family that made the task, if any
+    expect: str = "success"  # "cannot": the agent must refuse it (no goal)
+    why: str = ""  # for expect "cannot": the category of refusal, for reports
 
     def __post_init__(self) -> None:
         if self.max_steps is None:
@@ -111,6 +116,8 @@ class Task:
                              "goal": self.goal, "seed": self.seed, "max_steps": self.max_steps}
         if self.family is not None:
             d["family"] = self.family
+        if self.expect != "success":
+            d["expect"], d["why"] = self.expect, self.why
         return d
 
     @classmethod
@@ -122,12 +129,23 @@ class Task:
             if key not in TASK_KEYS:
                 raise TaskError(f"{where}: unknown key {key!r}{suggest(str(key), TASK_KEYS)}; "
                                 f"task keys: {', '.join(TASK_KEYS)}")
-        for key in REQUIRED_KEYS:
+        expect = d.get("expect", "success")
+        if expect not in EXPECTS:
+            raise TaskError(f"{where}: 'expect' must be one of {', '.join(EXPECTS)}, got {expect!r}")
+        refuse = expect == "cannot"
+        for key in REQUIRED_KEYS + (() if refuse else ("goal",)):
             if key not in d:
-                raise TaskError(f"{where}: missing key {key!r}; a task needs {', '.join(REQUIRED_KEYS)}")
-        for key in ("id", "instruction"):
-            if not isinstance(d[key], str) or not d[key].strip():
-                raise TaskError(f"{where}: {key!r} must be a non-empty string, got {d[key]!r}")
+                raise TaskError(f"{where}: missing key {key!r}; a task needs {', '.join(REQUIRED_KEYS)} and a "
+                                "'goal' (or \"expect\": \"cannot\")")
+        if refuse and d.get("goal"):
+            raise TaskError(f"{where}: a task that expects 'cannot' has no goal, got {d['goal']!r}")
+        if not isinstance(d["id"], str) or not d["id"].strip():
+            raise TaskError(f"{where}: 'id' must be a non-empty string, got {d['id']!r}")
+        if not isinstance(d["instruction"], str) or not (refuse or d["instruction"].strip()):
+            raise TaskError(f"{where}: 'instruction' must be a non-empty string, got {d['instruction']!r}")
+        why = d.get("why", "")
+        if not isinstance(why, str):
+            raise TaskError(f"{where}: 'why' must be a string, got {why!r}")
         if not _is_int(d.get("seed", 0)) or d.get("seed", 0) < 0:
             raise TaskError(f"{where}: 'seed' must be a non-negative integer, got {d['seed']!r}")
         max_steps = d.get("max_steps")
@@ -138,13 +156,13 @@ class Task:
             raise TaskError(f"{where}: 'family' must be a string, got {family!r}")
         scene = SceneSpec.from_dict(d["scene"], where)
         try:
-            goal = validate_goal(d["goal"], scene.object_names())
+            goal = [] if refuse else validate_goal(d["goal"], scene.object_names())
         except PredicateError as e:
             raise PredicateError(f"{where}: {e}") from e
         except UnknownObjectError as e:
             raise TaskError(f"{where}: {e}") from e
         return cls(id=d["id"], instruction=d["instruction"], scene=scene, goal=goal, seed=d.get("seed", 0),
-                   max_steps=max_steps, family=family)
+                   max_steps=max_steps, family=family, expect=expect, why=why)
 
 
 def parse_task_line(text: str, lineno: int, path: str | Path = "<string>") -> Task:

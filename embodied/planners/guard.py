@@ -1,0 +1,112 @@
+"""What a goal in hand adds to a planner that scores options (SayCan, PaLM-E): "done" only once the goal holds
+on the perceived state, no call chosen again after it failed from an unchanged state (one retry after a
+physical miss, which the trace notes), and, when nothing feasible remains, the reason that blocks the goal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from embodied.world.predicates import goal_satisfied
+from embodied.world.scene import SceneState
+from embodied.world.symbolic import abstract
+from skills import SkillCall, SkillResult, apply, call_text, get_skill
+
+
+class GoalGuard:
+    """Per-episode bookkeeping: ``reset(goal)``, ``allowed(...)`` before scoring, ``record(...)`` after each
+    executed call, ``blocking_reason(state)`` when no option is left."""
+
+    def __init__(self, retries: int = 1) -> None:
+        self.retries = retries  # retries of a call that failed physically from the same state
+        self.goal: list[list] = []
+        self.points: list = []
+        self.failures: dict[tuple, list[str]] = {}  # (state key, call key) -> physical failure reasons so far
+        self.refused: dict[tuple, str] = {}  # call key -> the pre-check's reason when it refused to move
+        self.state_key: tuple | None = None  # the state the last decision was made from
+
+    def reset(self, goal: Sequence[Sequence]) -> None:
+        from embodied.planners.oracle import goal_points
+
+        self.goal = [list(p) for p in goal]
+        self.points = goal_points(self.goal)  # where positions matter: moves between them are not no-ops
+        self.failures = {}
+        self.refused = {}
+        self.state_key = None
+
+    def satisfied(self, state: SceneState) -> bool:
+        """The goal holds on ``state`` (False when there is no goal to check)."""
+        return bool(self.goal) and goal_satisfied(self.goal, abstract(state))
+
+    def done_allowed(self, state: SceneState) -> bool:
+        """"done" is an option only without a goal or once it holds."""
+        return not self.goal or self.satisfied(state)
+
+    def allowed(self, state: SceneState, calls: Sequence[SkillCall]) -> tuple[list[bool], list[str]]:
+        """Per call: may it be chosen from ``state``, and a note for a retry ("retry after missed grasp").
+        A call its pre-check refused (no physics ran) comes back only once that pre-check passes; one that
+        failed in physics is retried ``retries`` times from the same state; a call that would change nothing
+        (the block is already there) is not offered."""
+        sym = abstract(state)
+        self.state_key = sym.key(self.points)
+        if not self.goal:  # no goal in hand: nothing to check against (a bare planner, say, in a test)
+            return [True] * len(calls), [""] * len(calls)
+        ok, notes = [], []
+        for call in calls:
+            reasons = self.failures.get((self.state_key, call.key()), [])
+            blocked = len(reasons) > self.retries
+            if call.key() in self.refused:
+                skill = get_skill(call.name)
+                blocked = blocked or skill.why_not(state, skill.params(call.args)) is not None
+            nxt, why = apply(sym, call)
+            blocked = blocked or (why is None and nxt.key(self.points) == self.state_key)
+            ok.append(not blocked)
+            notes.append(f"retry after {reasons[-1]}" if reasons and not blocked else "")
+        return ok, notes
+
+    def record(self, call: SkillCall, result: SkillResult) -> None:
+        """Remember a failed call against the state it was chosen from."""
+        if result.success or self.state_key is None:
+            return
+        why = result.reason or "failure"
+        if result.steps == 0:
+            self.refused[call.key()] = why
+        else:
+            self.failures.setdefault((self.state_key, call.key()), []).append(why)
+
+    def stuck(self, state: SceneState, feasible: Sequence[SkillCall], max_nodes: int = 2_000) -> bool:
+        """No feasible call brings the goal closer: none starts a shortest plan to it, and none leaves a
+        shorter plan behind (say, the one block still missing has no room for the hand, and the other moves
+        would only undo what is done). Unknown (the search ran out of budget) counts as not stuck."""
+        from embodied.planners.oracle import plan
+
+        if not self.goal:
+            return False
+        sym = abstract(state)
+        steps = plan(sym, self.goal, max_nodes)
+        if steps is None or not steps:
+            return steps is None and not feasible
+        keys = {c.key() for c in feasible}
+        if steps[0].key() in keys:
+            return False
+        for call in feasible:
+            nxt, why = apply(sym, call)
+            rest = plan(nxt, self.goal, max_nodes) if why is None else None
+            if rest is not None and len(rest) < len(steps):
+                return False
+        return True
+
+    def blocking_reason(self, state: SceneState, max_nodes: int = 2_000) -> str:
+        """One sentence: what stops the goal from here (the next call an ideal plan needs, and why it cannot
+        run), or that nothing feasible remains."""
+        from embodied.planners.oracle import plan
+
+        if not self.goal:
+            return "nothing feasible remains"
+        steps = plan(abstract(state), self.goal, max_nodes)
+        if not steps:
+            return "the goal cannot be reached from this state"
+        call = steps[0]
+        tried = self.failures.get((abstract(state).key(self.points), call.key())) or [self.refused.get(call.key(), "")]
+        skill = get_skill(call.name)
+        why = skill.why_not(state, skill.params(call.args)) or tried[-1] or "it was ruled out"
+        return f"nothing feasible remains: {call_text(call)} is needed, but {why}"
