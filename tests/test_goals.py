@@ -136,3 +136,24 @@ def test_goals_compare_up_to_order():
     assert same_goal([["stacked", ["red block", "blue block"]], ["in", "red block", "green bowl"]],
                      [["in", "red block", "green bowl"], ["stacked", ["blue block", "red block"]]])
     assert not same_goal([["on", "red block", "blue block"]], [["on", "blue block", "red block"]])
+
+
+def test_a_refusal_rules_out_every_call_refused_for_the_same_reason():
+    """After "pick up the blue block ..." is refused because the blue block is not clear, no other call that
+    moves the blue block is offered until it is clear again."""
+    from embodied.planners.guard import GoalGuard
+    from embodied.world.scene import ObjectState, SceneState
+    from skills import SkillCall, SkillResult
+
+    objs = {"blue block": ObjectState("blue block", "block", "blue", (0.5, 0.0, 0.645)),
+            "red block": ObjectState("red block", "block", "red", (0.5, 0.0, 0.685)),
+            "green bowl": ObjectState("green bowl", "bowl", "green", (0.45, -0.2, 0.626))}
+    state = SceneState(objects=objs, ee_position=(0.3, 0.0, 1.0))
+    guard = GoalGuard()
+    guard.reset([["in", "blue block", "green bowl"]])
+    calls = [SkillCall("pick_and_place", {"block": "blue block", "target": t})
+             for t in ("green bowl", "middle", "top left corner")]
+    guard.allowed(state, calls)
+    guard.record(calls[0], SkillResult(False, "not clear", 0))
+    ok, _ = guard.allowed(state, calls + [SkillCall("pick_and_place", {"block": "red block", "target": "middle"})])
+    assert ok == [False, False, False, True]

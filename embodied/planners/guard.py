@@ -22,6 +22,8 @@ class GoalGuard:
         self.points: list = []
         self.failures: dict[tuple, list[str]] = {}  # (state key, call key) -> physical failure reasons so far
         self.refused: dict[tuple, str] = {}  # call key -> the pre-check's reason when it refused to move
+        self.reasons: set[str] = set()  # the pre-check sentences of refused calls ("the blue block: not clear")
+        self.last_state: SceneState | None = None
         self.state_key: tuple | None = None  # the state the last decision was made from
 
     def reset(self, goal: Sequence[Sequence]) -> None:
@@ -31,6 +33,8 @@ class GoalGuard:
         self.points = goal_points(self.goal)  # where positions matter: moves between them are not no-ops
         self.failures = {}
         self.refused = {}
+        self.reasons = set()
+        self.last_state = None
         self.state_key = None
 
     def satisfied(self, state: SceneState) -> bool:
@@ -48,15 +52,17 @@ class GoalGuard:
         (the block is already there) is not offered."""
         sym = abstract(state)
         self.state_key = sym.key(self.points)
+        self.last_state = state
         if not self.goal:  # no goal in hand: nothing to check against (a bare planner, say, in a test)
             return [True] * len(calls), [""] * len(calls)
         ok, notes = [], []
         for call in calls:
             reasons = self.failures.get((self.state_key, call.key()), [])
             blocked = len(reasons) > self.retries
-            if call.key() in self.refused:
-                skill = get_skill(call.name)
-                blocked = blocked or skill.why_not(state, skill.params(call.args)) is not None
+            if self.refused:  # a call its pre-check refused, or one refused for the same reason ("the blue
+                skill = get_skill(call.name)  # block: not clear"), waits until that pre-check passes
+                why = skill.why_not(state, skill.params(call.args))
+                blocked = blocked or (why is not None and (call.key() in self.refused or why in self.reasons))
             nxt, why = apply(sym, call)
             blocked = blocked or (why is None and nxt.key(self.points) == self.state_key)
             ok.append(not blocked)
@@ -70,6 +76,9 @@ class GoalGuard:
         why = result.reason or "failure"
         if result.steps == 0:
             self.refused[call.key()] = why
+            if self.last_state is not None:
+                skill = get_skill(call.name)
+                self.reasons.add(skill.why_not(self.last_state, skill.params(call.args)) or why)
         else:
             self.failures.setdefault((self.state_key, call.key()), []).append(why)
 
