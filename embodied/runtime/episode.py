@@ -113,6 +113,8 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         result.extra["reading"] = {**reading.to_dict(), "seconds": round(time.perf_counter() - t_read, 3)}
         if reading.goal is None:
             result.outcome, result.reason = "cannot", reading.reason
+            if task.goal:  # a task with a goal that was refused counts as read wrongly
+                result.extra["goal_correct"] = False
             return _finish(result, robot, start_steps, t0, judge, planner, 0.0, said_done=False)
         goal = reading.goal
         result.extra["inferred_goal"] = goal
