@@ -879,7 +879,7 @@ _VERBS = (
     | lx.REPORT_VERBS
 )
 # verbs that open a new clause after "and" / "," / "then"
-_CLAUSE_VERBS = frozenset(
+CLAUSE_VERBS = frozenset(
     {
         "put",
         "place",
@@ -1861,7 +1861,7 @@ def chunk(words: list[str]) -> list[Chunk]:
         ):
             i += 1
             continue
-        if w == "by" and i + 1 < n and (words[i + 1] in _GERUNDS or words[i + 1] in _CLAUSE_VERBS):
+        if w == "by" and i + 1 < n and (words[i + 1] in _GERUNDS or words[i + 1] in CLAUSE_VERBS):
             i += 1  # "by putting ...": the means is the request
             continue
         if w in ("by",) and i + 1 < n and words[i + 1] in ("color", "colors"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from embodied.understanding import lexicon as lx
-from embodied.understanding.parse import NP, Chunk, chunk, injection, normalise
+from embodied.understanding.parse import CLAUSE_VERBS, NP, Chunk, chunk, injection, normalise
 from embodied.world.errors import PredicateError, UnknownObjectError
 from embodied.world.predicates import validate_goal
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, parse_object_name
@@ -239,63 +239,7 @@ class _Reading:
 # -- clause splitting
 
 _WEAK_VERBS = frozenset({"go", "goes", "get", "make", "let", "have", "keep", "leave", "do"})
-_CLAUSE_VERBS = frozenset(
-    {
-        "put",
-        "place",
-        "move",
-        "stack",
-        "pick",
-        "grab",
-        "take",
-        "lift",
-        "drop",
-        "set",
-        "bring",
-        "build",
-        "sort",
-        "fill",
-        "cover",
-        "transfer",
-        "carry",
-        "slide",
-        "get",
-        "pile",
-        "lay",
-        "insert",
-        "deposit",
-        "relocate",
-        "position",
-        "match",
-        "group",
-        "shift",
-        "toss",
-        "lower",
-        "release",
-        "gather",
-        "collect",
-        "arrange",
-        "load",
-        "return",
-        "leave",
-        "push",
-        "create",
-        "form",
-        "grasp",
-        "fetch",
-        "raise",
-        "hold",
-        "throw",
-        "dump",
-        "make",
-        "stash",
-        "store",
-        "drag",
-        "park",
-    }
-    | set(lx.UNSUPPORTED_VERBS)
-    | set(lx.REPORT_VERBS)
-)
+_CLAUSE_VERBS = CLAUSE_VERBS | lx.REPORT_VERBS | {"park"}  # the parser's clause verbs, and requests to say things
 
 
 def split_clauses(chunks: list[Chunk]) -> list[list[Chunk]]:
