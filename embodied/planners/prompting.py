@@ -26,6 +26,9 @@ _SYNONYMS = {"cube": "block", "cubes": "blocks", "brick": "block", "bricks": "bl
              "dishes": "bowls", "plate": "bowl", "plates": "bowls", "container": "bowl", "tower": "stack",
              "pile": "stack", "grey": "gray", "onto": "on", "into": "in", "inside": "in"}
 
+# physical failures that training histories report on purpose, so models learn to retry after feedback
+FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
+
 
 @dataclass(frozen=True)
 class Step:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from embodied.planners.palme import ALL_MODALITIES, DEFAULT_CHECKPOINT, load_lm_for, question_prompt
-from embodied.planners.prompting import Step, option_text
+from embodied.planners.prompting import FAILURE_REASONS, Step, option_text
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import SceneState
 from embodied.world.seeds import PALME_TRAIN, VQA_HELDOUT
@@ -36,7 +36,6 @@ from skills import SkillCall
 log = logging.getLogger(__name__)
 
 QUESTION_TYPES = ("on", "empty", "clear", "success")
-FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
 
 def default_cache(name: str = "palme_data.npz") -> Path:

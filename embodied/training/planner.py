@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from embodied.planners.oracle import plan
-from embodied.planners.prompting import HEADER, Step, episode_text, initial_state, option_text
+from embodied.planners.prompting import (
+    FAILURE_REASONS,
+    HEADER,
+    Step,
+    episode_text,
+    initial_state,
+    option_text,
+)
 from embodied.world.errors import EmbodiedError
 from embodied.world.predicates import goal_satisfied
 from embodied.world.seeds import PLANNER_TRAIN
@@ -31,7 +38,6 @@ from skills import SkillCall, apply
 
 log = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("missed grasp", "dropped", "no room for the hand", "missed target")
 
 _WORD_SWAPS = {
     "block": ["block", "block", "cube", "brick"], "blocks": ["blocks", "blocks", "cubes", "bricks"],
