@@ -129,8 +129,7 @@ def _observe(env: Any) -> dict[str, np.ndarray]:
 
 def collect_episode(env: Any, store: _Store, family: str, seed: int, config: DataConfig, rng: random.Random) -> None:
     """One oracle episode with real physics: planning targets and "did the last step succeed?" pairs."""
-    from embodied.planners.oracle import plan
-    from embodied.world.predicates import goal_satisfied
+    from embodied.planners.oracle import OraclePlanner
     from embodied.world.symbolic import abstract
     from skills import get_skill
 
@@ -140,15 +139,11 @@ def collect_episode(env: Any, store: _Store, family: str, seed: int, config: Dat
     state = env.scene_state()
     k = store.add_obs(obs, state, config.n_points)
     history: list[Step] = []
+    oracle = OraclePlanner(task.goal)
     for _ in range(task.max_steps + 2):
-        sym = abstract(state)
-        if goal_satisfied(task.goal, sym):
-            call = SkillCall("done")
-        else:
-            steps = plan(sym, task.goal)
-            if not steps:
-                break
-            call = steps[0]
+        call = oracle.next_call(abstract(state))  # "done" once the goal holds; None when it cannot be reached
+        if call is None:
+            break
         store.examples.append({"kind": "plan", "obs": k, "instruction": task.instruction,
                                "history": [step_to_dict(s) for s in history], "target": option_text(call)})
         if call.name == "done":

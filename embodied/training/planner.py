@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embodied.planners.oracle import plan
+from embodied.planners.oracle import OraclePlanner
 from embodied.planners.prompting import (
     FAILURE_REASONS,
     HEADER,
@@ -30,11 +30,10 @@ from embodied.planners.prompting import (
     option_text,
 )
 from embodied.world.errors import EmbodiedError
-from embodied.world.predicates import goal_satisfied
 from embodied.world.seeds import PLANNER_TRAIN
 from envs.generator import FAMILY_NAMES, generate
 from policies.lora import PLANNER_ADAPTER, CheckpointError, LoRAConfig, apply_lora, fit, save_adapter
-from skills import SkillCall, apply
+from skills import apply
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,11 @@ def trajectory_examples(family: str, seed: int, rng: random.Random, fail_p: floa
     instruction = reword(instruction, rng) if rng.random() < reword_p else instruction
     objects = task.scene.object_names()
     state, history, out = initial_state(task), [], []
+    oracle = OraclePlanner(task.goal)
     for _ in range(task.max_steps + 2):
-        if goal_satisfied(task.goal, state):
-            call = SkillCall("done")
-        else:
-            steps = plan(state, task.goal)
-            if not steps:
-                break
-            call = steps[0]
+        call = oracle.next_call(state)  # "done" once the goal holds; None when it cannot be reached
+        if call is None:
+            break
         out.append((HEADER + "\n\n" + episode_text(instruction, objects, history), option_text(call)))
         if call.name == "done":
             break
