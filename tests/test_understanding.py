@@ -256,6 +256,24 @@ def test_tower_orders() -> None:
     assert read("build a tower of five blocks", three).category == "impossible_count"
 
 
+def test_tower_height_and_means_are_not_objects() -> None:
+    """"of two" is the height and "using the gripper" the means: neither names an object to move."""
+    four = ["orange block", "gray block", "blue block", "red block", "green bowl"]
+    pair = [["stacked", ["orange block", "gray block"]]]
+    for text in ("make a tower of two using the orange and gray cubes",
+                 "build a tower of two with the orange and gray cubes",
+                 "using the orange and gray cubes, make a tower of two",
+                 "stack the orange block on the gray one using the robot's gripper"):
+        goal = pair if "stack the" not in text else [["on", "orange block", "gray block"]]
+        assert same_goal(goal_of(text, four), goal), text
+    assert same_goal(goal_of("stack three blocks: the orange, the gray and the blue", four),
+                     [["stacked", ["orange block", "gray block", "blue block"]]])
+    assert same_goal(goal_of("put the red block in the bowl with your left hand", four), [["in", "red block", "green bowl"]])
+    assert read("build a tower of three with the orange and gray cubes", four).category == "contradiction"
+    assert read("make a tower of two", four).category == "ambiguous"
+    assert read("put the red block in the bowl using the spatula", four).category == "unknown_object"
+
+
 # -- refusals
 
 

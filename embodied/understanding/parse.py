@@ -1402,6 +1402,7 @@ def _np_at(words: list[str], i: int, after_rel: bool = False) -> tuple[NP | None
         if (
             j < len(words)
             and words[j] not in _NP_STOP
+            and words[j] not in _INSTRUMENT_PREPS
             and words[j] not in _SEP_WORDS
             and words[j] not in _VERBS
             and words[j] not in lx.FILLER
@@ -1627,6 +1628,13 @@ _ALWAYS_POLITE = {
     ("now",),
     ("just",),
 }
+# "with / using / by means of the gripper": the robot's own parts are the means, never an object to move
+_INSTRUMENT_PREPS = frozenset({"with", "using", "utilizing", "utilising", "via"})
+_INSTRUMENT_MODIFIERS = frozenset({"the", "your", "its", "my", "a", "robot", "robot's", "robots", "robotic",
+                                   "left", "right", "own", "two", "parallel", "jaw"})
+_EFFECTORS = frozenset({"gripper", "grippers", "hand", "hands", "arm", "arms", "claw", "claws", "fingers",
+                        "finger", "end-effector", "effector", "manipulator", "pincer", "pincers", "tool"})
+
 # phrases that carry nothing for the goal
 _SKIP: tuple[tuple[str, ...], ...] = (
     ("so", "they", "form", "a", "stack"),
@@ -1795,6 +1803,16 @@ def chunk(words: list[str]) -> list[Chunk]:
     n = len(words)
     while i < n:
         w = words[i]
+        if w in _INSTRUMENT_PREPS:
+            k = i + 1
+            while k < n and words[k] in _INSTRUMENT_MODIFIERS:
+                k += 1
+            if k < n and words[k] in _EFFECTORS:  # "using the robot's gripper": the means, not an object
+                i = k + 1
+                continue
+            if w != "with" and k < n and not _next_is_verb(words, i + 1):
+                words = words[:i] + ["with"] + words[i + 1 :]  # "a tower using the red blocks"
+                w = "with"
         if w in _GERUNDS and (
             i == 0
             or words[i - 1]

@@ -836,6 +836,15 @@ class _Interpreter:
             )
             and not (c.type == "REL" and c.value == "unsupported:together")
         ]
+        # "a tower of two with the red and blue blocks": the bare number is the height, the blocks are named after
+        # ("stack three blocks: the red, the blue and the green" likewise); a number before a relation's object stays
+        nps = [c for k, c in enumerate(clause) if c.type == "NP" and c.np is not None
+               and not (k > 0 and clause[k - 1].type == "REL")]
+        bare = [c for c in nps if c.np.count is not None and c.np.kind in ("generic", "block")
+                and c.np.head in ("", *lx.BLOCK_NOUNS)
+                and not (c.np.colors or c.np.descriptor or c.np.unknown_colors or c.np.pronoun or c.np.except_)]
+        if bare and len(nps) > len(bare):
+            clause = [c for c in clause if all(c is not b for b in bare)]
         pairs = self.pairs(clause)
         count = self._tower_count()
         members: list[str] = []
