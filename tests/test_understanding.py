@@ -256,6 +256,26 @@ def test_tower_orders() -> None:
     assert read("build a tower of five blocks", three).category == "impossible_count"
 
 
+def test_colour_classes_select_every_block_that_fits() -> None:
+    """A plural class ("the warm colored blocks", "blocks of cool colours") means all of them; a class word the
+    grammar cannot place is never skipped silently."""
+    scene = ["red block", "blue block", "green block", "yellow block", "red bowl", "blue bowl", "green bowl"]
+    warm_in_blue = [["in", "red block", "blue bowl"], ["in", "yellow block", "blue bowl"]]
+    for text in ("put the warm colored blocks in the blue bowl", "put all blocks of warm colors in the blue bowl",
+                 "put the blocks that are a warm color into the blue bowl"):
+        assert same_goal(goal_of(text, scene), warm_in_blue), text
+    assert same_goal(goal_of("stack blocks of cool colours", scene), [["stacked", ["blue block", "green block"]]])
+    assert read("put the warm colored block in the blue bowl", scene).category == "ambiguous"
+    assert read("put all the blocks of a warm shade with the tall ones in the red bowl", scene).refused
+
+
+def test_one_placed_block_orders_a_tower_of_two_only() -> None:
+    scene = ["red block", "blue block", "green block", "yellow block"]
+    assert same_goal(goal_of("stack the red and blue blocks with blue on top", scene),
+                     [["stacked", ["red block", "blue block"]], ["on", "blue block", "red block"]])
+    assert read("stack the blocks with red on the bottom", scene).category == "unsupported_relation"
+
+
 def test_tower_height_and_means_are_not_objects() -> None:
     """"of two" is the height and "using the gripper" the means: neither names an object to move."""
     four = ["orange block", "gray block", "blue block", "red block", "green bowl"]

@@ -1384,7 +1384,7 @@ def _np_at(words: list[str], i: int, after_rel: bool = False) -> tuple[NP | None
         ):
             pass  # a bare "one": a number, handled by the caller
         else:
-            np_.unknown_adjs = adjs
+            np_.unknown_adjs = np_.unknown_adjs + adjs
             np_.head = w
             np_.kind = "block" if w in lx.BLOCK_NOUNS else "bowl" if w in lx.BOWL_NOUNS else "generic"
             np_.plural = np_.plural or w in lx.PLURAL_NOUNS
@@ -1447,6 +1447,7 @@ def _np_at(words: list[str], i: int, after_rel: bool = False) -> tuple[NP | None
 
 
 _POSSESSIVE = {"its", "their", "the", "own", "a", "an"}
+_CLASS_NOUNS = frozenset({*lx.COLOURED_WORDS, "colors", "colours", "shade", "shades", "hue", "hues", "tones"})
 
 
 def _post_modifiers(words: list[str], j: int, np_: NP) -> int:
@@ -1468,6 +1469,15 @@ def _post_modifiers(words: list[str], j: int, np_: NP) -> int:
                     np_.descriptor = d
                     j = k + n
                     continue
+        if not np_.colors and not np_.descriptor and w in ("of", "with", "in", "that", "which", "having"):
+            k = j + 1  # "blocks of warm colours", "the blocks that are a light colour", "cubes in cool tones"
+            while k < len(words) and words[k] in ("a", "an", "the", "is", "are", "have", "has", "of"):
+                k += 1
+            if (k + 1 < len(words) and words[k + 1] in _CLASS_NOUNS
+                    and (words[k] in lx.TEMPERATURE_WORDS or words[k] in lx.LIGHT_WORDS or words[k] in lx.DARK_WORDS)):
+                np_.descriptor = words[k]
+                j = k + 2
+                continue
         if w in ("of", "with", "that", "which", "having", "whose", "by") and j + 1 < len(words):
             window = words[j + 1 : j + 7]
             stop = next(

@@ -364,7 +364,9 @@ class _Interpreter:
             clause = self._drop_clarifying_negation(clause, neg)
         for c in clause:
             if c.type == "UNKNOWN":
-                self.r.doubt(0.85, f"ignored the word {c.value!r}")
+                # a word that would choose among the objects ("warm", "colours", "tall") cannot be skipped
+                selective = c.value in _SELECTIVE or lx.colour_of(c.value) is not None
+                self.r.doubt(0.3 if selective else 0.85, f"ignored the word {c.value!r}")
         if main in lx.PICK_VERBS:
             clause = self._drop_source(clause)  # "take the red block out of the bowl (and put it ...)"
         two_towers = next(
@@ -851,6 +853,7 @@ class _Interpreter:
         ordered: list[str] = []
         base: _Target | None = None
         chain: list[tuple[str, str]] = []
+        single: tuple[str, str] | None = None
         for p in pairs:
             self._check_unsupported(p)
             seq: list[tuple[list[str], NP, list[str]]] = []
@@ -863,6 +866,8 @@ class _Interpreter:
             flat_order = self._order(seq)
             if flat_order:
                 ordered = flat_order
+            else:
+                single = self._single_position(seq) or single
             if p.rel is not None and p.targets:
                 moved_names = [n for names, _, _ in seq for n in names]
                 for t in self._targets(p):
@@ -922,6 +927,16 @@ class _Interpreter:
                     f"{_count_words(len(self.scene.blocks))}.",
                 )
             raise Refusal("no_target", f"The instruction does not say what to stack the {members[0]} on.")
+        if not ordered and single is not None:  # "stack them with red at the bottom": one block's place
+            name, mark = single
+            if len(members) != 2 or name not in members:
+                raise Refusal(
+                    "unsupported_relation",
+                    f"The instruction fixes only where the {name} goes in the tower; my goals can state a tower "
+                    "in any order or in a fully given order.",
+                )
+            other = next(m for m in members if m != name)
+            ordered = [name, other] if mark == "bottom" else [other, name]
         if ordered and len(ordered) >= 2:
             if set(ordered) != set(members):
                 raise Refusal(
@@ -955,6 +970,13 @@ class _Interpreter:
                 continue
             out.append(c)
         return out
+
+    @staticmethod
+    def _single_position(seq: list[tuple[list[str], NP, list[str]]]) -> tuple[str, str] | None:
+        """(block, "bottom" | "top") when the wording places exactly one named block in the tower."""
+        placed = [(names[0], m) for names, np_, ms in seq for m in ms
+                  if m in ("bottom", "top") and names and (np_.colors or np_.descriptor) and len(names) == 1]
+        return placed[0] if len(placed) == 1 else None
 
     @staticmethod
     def _order(seq: list[tuple[list[str], NP, list[str]]]) -> list[str]:
@@ -1171,6 +1193,9 @@ class _Resolver:
         self.pending_choices: list[tuple[NP, list[tuple[str, str]]]] = []
 
     def resolve(self, np_: NP, role: str, rel: str | None, r: _Reading) -> list[tuple[str, str]]:
+        chooser = [a for a in np_.unknown_adjs if a in _SELECTIVE]
+        if chooser and not (np_.colors or np_.descriptor):  # "the tall ones", "the big block": no colour to go by
+            r.doubt(0.3, f"cannot tell which objects {' '.join(chooser)!r} picks out")
         if np_.unknown_colors:
             word = np_.unknown_colors[0]
             kind = np_.kind if np_.kind in ("block", "bowl") else "object"
@@ -1319,6 +1344,13 @@ class _Resolver:
         )
         kinds = [kind] if kind else ["block", "bowl"]
         phrase = np_.describe()
+        if (np_.plural or np_.quant in ("all", "every", "each", "any")) and kind is not None:
+            group = self._described_class(d, self.scene.pool(kind))
+            if group is not None:  # "the warm colored blocks", "all blocks of cool colours": every one that fits
+                if not group:
+                    raise Refusal("absent_object",
+                                  f"Nothing on the table fits '{phrase}' (it holds: {self.scene.listing()}).")
+                return [(_name(c, kind), kind) for c in group]
         found: list[tuple[str, str]] = []
         for k in kinds:
             pool = self.scene.pool(k)
@@ -1334,6 +1366,18 @@ class _Resolver:
         raise Refusal(
             "absent_object", f"Nothing on the table fits '{phrase}' (it holds: {self.scene.listing()})."
         )
+
+    @staticmethod
+    def _described_class(d: str, pool: list[str]) -> list[str] | None:
+        """The colours of ``pool`` a class word covers ("warm": red, orange...; "light": light ones), or None
+        when ``d`` names no class (a superlative or a single colour's description)."""
+        if d in lx.TEMPERATURE_WORDS:
+            return [c for c in pool if c in lx.TEMPERATURE_WORDS[d]]
+        if d in ("light", "bright", "pale", "pastel"):
+            return [c for c in pool if lx.LIGHTNESS[c] >= lx.LIGHT_MIN_L]
+        if d in ("dark", "deep", "dim"):
+            return [c for c in pool if lx.LIGHTNESS[c] <= lx.DARK_MAX_L]
+        return None
 
     def _pick_described(
         self, d: str, pool: list[str], phrase: str, kind: str, r: _Reading, strict: bool
@@ -1390,6 +1434,14 @@ class _Resolver:
             "unknown_colour",
             f"I do not know which colour '{phrase}' means; name one of the colours on the table.",
         )
+
+
+_SELECTIVE = frozenset(
+    {*lx.TEMPERATURE_WORDS, *lx.LIGHT_WORDS, *lx.DARK_WORDS, *lx.COLOURED_WORDS, "colors", "colours", "shade",
+     "shades", "hue", "hues", "big", "bigger", "biggest", "small", "smaller", "smallest", "large", "larger",
+     "largest", "tall", "taller", "tallest", "short", "left", "right", "first", "last", "only", "odd", "even",
+     "same", "different", "closest", "nearest", "farthest", "furthest"}
+)
 
 
 def _pretty(names: list[str]) -> list[str]:
