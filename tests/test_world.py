@@ -48,3 +48,19 @@ def test_vocabulary_imports_nothing_heavy_and_skills_policies_stay_off_the_simul
             "print(sorted(m for m in ('pybullet', 'gymnasium', 'open3d', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_describe_goal_says_a_full_tower_order_in_the_order_giving_wording():
+    """A read goal reaches SayCan as text: a fully ordered tower must read as one order, bottom first, and
+    the text must read back to the same goal."""
+    from embodied.understanding import GoalReader
+    from embodied.world.predicates import describe_goal, same_goal
+
+    goal = [["stacked", ["purple block", "blue block", "red block"]], ["on", "blue block", "purple block"],
+            ["on", "red block", "blue block"]]
+    text = describe_goal(goal)
+    assert text == "build a tower with the purple block at the bottom, then blue, then red on top"
+    objects = ["purple block", "blue block", "red block", "green block", "red bowl"]
+    assert same_goal(GoalReader().read(text, objects).goal, goal)
+    partial = [["stacked", ["purple block", "blue block", "red block"]], ["on", "blue block", "purple block"]]
+    assert describe_goal(partial) == "stack the purple, blue and red blocks and put the blue block on the purple block"

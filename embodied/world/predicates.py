@@ -172,9 +172,20 @@ def describe_goal(goal: Sequence[Sequence]) -> str:
 
     grouped: dict[tuple[str, str], list[str]] = {}  # (preposition, target) -> blocks, in order of mention
     parts: list[str] = []
+    ons = {(p[1], p[2]) for p in goal if p[0] == "on"}
+    said: set[tuple[str, str]] = set()  # "on" facts already said as a tower order
     for head, *args in goal:
         if head == "stacked":
-            parts.append(f"stack {blocks(list(args[0]))}" if len(args[0]) > 1 else f"put the {args[0][0]} down")
+            tower = list(args[0])
+            chain = {(upper, lower) for lower, upper in zip(tower, tower[1:], strict=False)}
+            if len(tower) > 2 and chain <= ons:  # a fully ordered tower, in the order-giving wording
+                colours = [n.split()[0] for n in tower]
+                parts.append(f"build a tower with the {tower[0]} at the bottom, then {', then '.join(colours[1:])} on top")
+                said |= chain
+            else:
+                parts.append(f"stack {blocks(tower)}" if len(tower) > 1 else f"put the {tower[0]} down")
+        elif head == "on" and (args[0], args[1]) in said:
+            continue
         elif head == "on":
             parts.append(f"put the {args[0]} on the {args[1]}")
         else:
