@@ -9,14 +9,17 @@ more than 2 cm (a knocked tower is a failure). Each sample also records the anal
 
 Per scene (seed ``s``; ``numpy.random.default_rng([s, 1])`` draws everything below):
   * task: a family from ``FAMILIES`` (fixed here, so new generator families do not change the data),
-    ``generate(family, s, n_distractors=0..4)``;
+    ``generate(family, s, n_distractors=0..4)``; with probability ``p_long`` instead a long-horizon family
+    from ``LONG`` (4-6 blocks, no distractors);
   * arrangement, with real skills through ``env.robot`` (never a teleport): towers of 2-4 blocks, a bowl
     filled with 4-5 blocks, blocks carried to the workspace edge or out of reach, blocks carried next to
-    other objects (clutter) or next to a tall tower (hand clearance), a block put on a named location;
-  * ``calls_per_scene`` calls in sequence (the scene evolves): a target kind (block, bowl, location) drawn
-    uniformly, then with probability ``p_feasible`` a call the analytic check allows, else one it refuses
-    (forced, about 40% of those still work, so labels come out ~60% positive); never a no-op call (the block
-    already on/in/at the target) and never an object fallen off the table (there is no floor);
+    other objects (clutter) or next to a tall tower (hand clearance), a block put on a named location; in
+    long-family scenes with probability ``p_tall`` one tower of 4-6 blocks (on a bowl 40% of the time);
+  * ``calls_per_scene`` calls in sequence (the scene evolves): while a stack of 3 or more stands, with
+    probability ``p_tower_top`` a block onto its top (or its top block elsewhere); otherwise a target kind
+    (block, bowl, location) drawn uniformly, then with probability ``p_feasible`` a call the analytic check
+    allows, else one it refuses (forced, about 40% of those still work, so labels come out ~60% positive);
+    never a no-op call (the block already on/in/at the target) and never an object fallen off the table;
   * perturbations per call (recorded in the sample): the arm left hovering over the table while the
     "before" picture is taken (camera occlusion, ``p_occlude``); a grasp offset — the skill sees the block
     shifted by up to 1.2 cm and turned by up to 0.3 rad until it holds it (``p_grasp_offset``); the block's
@@ -73,6 +76,7 @@ log = logging.getLogger(__name__)
 
 FAMILIES = ("block_in_bowl", "block_on_block", "block_at_location", "all_in_bowl", "matching_bowls", "stack_two",
             "stack_three", "stack_all", "ordered_tower", "combo")
+LONG = ("tall_tower", "all_in_one_bowl", "sort_all")  # 4-6 blocks: scenes with room for towers of 4-6
 DISPLACED = 0.02  # metres another object may move before the call counts as a failure
 CACHE = Path.home() / ".cache" / "embodied" / "grounding"
 
@@ -90,6 +94,9 @@ class CollectConfig:
     p_occlude_after: float = 0.1
     p_grasp_offset: float = 0.25
     p_low_friction: float = 0.15
+    p_long: float = 0.3  # share of scenes drawn from a long-horizon family (4-6 blocks)
+    p_tall: float = 0.6  # in those, share arranged as one tower of 4-6 (in a bowl 40% of the time)
+    p_tower_top: float = 0.35  # with a stack of 3 or more: share of calls onto (or off) its top
 
 
 # --------------------------------------------------------------------------- collection
@@ -131,15 +138,15 @@ def _on_table(o: Any) -> bool:
     return TABLE_Z - 0.02 < z < TABLE_Z + 0.5 and -0.1 < x < 1.0 and abs(y) < 0.6
 
 
-def _arrange(env: Any, rng: np.random.Generator) -> str:
-    """Rearrange the fresh scene with real skills; returns the scenario's name."""
+def _arrange(env: Any, rng: np.random.Generator, tall: bool = False) -> str:
+    """Rearrange the fresh scene with real skills; returns the scenario's name. ``tall``: one tower of 4-6."""
     pnp = get_skill(PickAndPlace.name)
     state = env.scene_state()
     blocks, bowls = list(state.blocks), list(state.bowls)
     rng.shuffle(blocks)
     ops = ["plain", "stack", "full_bowl", "edge", "cluster", "tower_neighbour", "location"]
     weights = np.array([0.22, 0.18, 0.14, 0.14, 0.14, 0.1, 0.08])
-    chosen = [ops[int(rng.choice(len(ops), p=weights))]]
+    chosen = [ops[int(rng.choice(len(ops), p=weights))]] if not tall else ["tall_tower"]
     if chosen[0] != "plain" and rng.random() < 0.35:
         chosen.append(ops[1 + int(rng.choice(len(ops) - 1, p=weights[1:] / weights[1:].sum()))])
 
@@ -149,7 +156,13 @@ def _arrange(env: Any, rng: np.random.Generator) -> str:
     for op in chosen:
         now = env.scene_state()
         free = [b for b in blocks if abstract(now).is_clear(b) and _on_table(now.objects[b])]
-        if op == "stack" and len(free) >= 2:
+        if op == "tall_tower" and len(free) >= 4:
+            n = int(rng.integers(4, min(6, len(free)) + 1))
+            if bowls and rng.random() < 0.4:
+                run(free[0], bowls[int(rng.integers(len(bowls)))])
+            for a, b in zip(free[1:n], free[:n - 1], strict=True):
+                run(a, b)
+        elif op in ("stack", "tall_tower") and len(free) >= 2:
             n = int(rng.integers(2, min(4, len(free)) + 1))
             for a, b in zip(free[1:n], free[:n - 1], strict=True):
                 run(a, b)
@@ -197,9 +210,11 @@ def _peek(env: Any, rng: np.random.Generator, away_from: list[np.ndarray] | None
     env.robot.move_to((xy[0], xy[1], TABLE_Z + rng.uniform(0.28, 0.45)), rng.uniform(-1.5, 1.5), FAST)
 
 
-def _choose_call(state: SceneState, rng: np.random.Generator, p_feasible: float) -> tuple[str, str, float]:
-    """A target kind uniformly among those present, then with probability ``p_feasible`` a call the analytic
-    check allows (else one it refuses), never one whose block is already there."""
+def _choose_call(state: SceneState, rng: np.random.Generator, p_feasible: float,
+                 p_tower_top: float = 0.0) -> tuple[str, str, float]:
+    """With a stack of 3 or more, with probability ``p_tower_top`` a block onto its top (or its top block
+    elsewhere, a third of those); otherwise a target kind uniformly among those present, then with probability
+    ``p_feasible`` a call the analytic check allows (else one it refuses); never one whose block is already there."""
     skill = get_skill(PickAndPlace.name)
     sym = abstract(state)
     present = [n for n in state.objects if _on_table(state.objects[n])]
@@ -207,6 +222,14 @@ def _choose_call(state: SceneState, rng: np.random.Generator, p_feasible: float)
              for t in [*[n for n in present if n != b], *LOCATION_NAMES]
              if t != (sym.support[b] if t in sym.support else sym.base(b))]  # not already there
     aff = np.array([skill.affordance(state, skill.params({"block": b, "target": t})) for b, t in calls])
+    tops = [b for b in state.blocks if b in present and sym.is_clear(b) and len(sym.chain(b)) >= 2]
+    if tops and rng.random() < p_tower_top:
+        top = max(tops, key=lambda b: (len(sym.chain(b)), b))
+        onto = rng.random() < 2 / 3
+        pool = [i for i, (b, t) in enumerate(calls) if (t == top if onto else b == top)]
+        if pool:
+            i = pool[int(rng.integers(len(pool)))]
+            return calls[i][0], calls[i][1], float(aff[i])
     kinds = np.array([TARGET_KINDS.index(_position(state, t)[1]) for _, t in calls])
     kind = rng.choice(np.unique(kinds))
     want = 1.0 if rng.random() < p_feasible else 0.0
@@ -237,7 +260,10 @@ def collect_scene(env: Any, seed: int, config: CollectConfig) -> list[dict[str, 
     """All samples of one scene (deterministic in ``seed``)."""
     rng = np.random.default_rng([seed, 1])
     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
-    n_distractors = int(rng.integers(0, 5))
+    long = rng.random() < config.p_long
+    if long:
+        family = LONG[int(rng.integers(len(LONG)))]
+    n_distractors = int(rng.integers(0, 5)) if not long else 0
     while True:
         task = generate(family, seed, n_distractors=n_distractors)
         try:
@@ -247,7 +273,7 @@ def collect_scene(env: Any, seed: int, config: CollectConfig) -> list[dict[str, 
             if n_distractors == 0:
                 raise
             n_distractors -= 1
-    scenario = _arrange(env, rng)
+    scenario = _arrange(env, rng, tall=long and rng.random() < config.p_tall)
     samples = []
     for k in range(config.calls_per_scene):
         occlude = rng.random() < config.p_occlude
@@ -259,7 +285,7 @@ def collect_scene(env: Any, seed: int, config: CollectConfig) -> list[dict[str, 
             env.robot.move_to(HOME, 0.0, FAST)
             env.world.step(60)
             state0 = env.scene_state()
-        block, target, aff = _choose_call(state0, rng, config.p_feasible)
+        block, target, aff = _choose_call(state0, rng, config.p_feasible, config.p_tower_top)
         obs0 = env.observation()
         (bp, _), (tp, kind) = _position(state0, block), _position(state0, target)
         raw0 = heightmap_crops(obs0["points"], np.stack([bp[:2], tp[:2]]), config.crop_cells, config.cell_size)
