@@ -12,11 +12,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from embodied.world.errors import EmbodiedError, TaskError
 
 STARTED = time.perf_counter()
+# Exit codes, the same for every command (README, "Exit codes").
+EXIT_SUCCESS, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 console = Console(stderr=True)
 out_console = Console()
 log = logging.getLogger("embodied")
@@ -29,7 +32,7 @@ def _default_out(kind: str) -> Path:
 
 def _load_task(args: argparse.Namespace, agent: Any) -> Any:
     """The episode's task: free text (with --scene or a table set for it), a task file line, or a generated one."""
-    from embodied.world.tasks import SceneSpec, load_tasks
+    from embodied.world.tasks import SceneSpec, load_tasks, parse_json
     from envs.generator import generate
 
     if args.instruction:
@@ -37,10 +40,7 @@ def _load_task(args: argparse.Namespace, agent: Any) -> Any:
             raise TaskError("give either an INSTRUCTION or --tasks/--generate, not both")
         scene = None
         if args.scene:
-            try:
-                scene = SceneSpec.from_dict(json.loads(args.scene), where="--scene")
-            except json.JSONDecodeError as e:
-                raise TaskError(f"--scene is not valid JSON: {e.msg} (column {e.colno})") from e
+            scene = SceneSpec.from_dict(parse_json(args.scene, "--scene"), where="--scene")
         return agent.task(args.instruction, scene, seed=args.seed or 0, max_steps=args.max_steps)
     if args.tasks:
         tasks = load_tasks(args.tasks)
@@ -74,6 +74,32 @@ def _csv(choices: tuple[str, ...]) -> Any:
         return names
 
     return parse
+
+
+def _int_in(low: int, high: int | None = None) -> Any:
+    """An argparse type: an integer in [low, high]; anything else is bad input naming the flag (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {value}")
+        return value
+
+    return parse
+
+
+SEED, POSITIVE, COUNT, IMAGE_SIZE = _int_in(0, 2**32 - 1), _int_in(1), _int_in(0), _int_in(8, 1024)
+
+
+def _checked_out_dir(path: Path) -> tuple[Path, bool]:
+    """``path`` made and checked writable before any work; also whether this call created it."""
+    from embodied.world.paths import check_output_dir
+
+    created = not path.exists()
+    return check_output_dir(path, "--out"), created
 
 
 def _config_flags() -> dict[str, dict[str, Any]]:
@@ -187,60 +213,90 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
 # ---------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
     from embodied.runtime.agent import Agent
-    from embodied.runtime.episode import write_run
-    from envs.video import VideoRecorder
+    from embodied.world.tasks import check_instruction
 
     config = _agent_config(args)
-    with Agent.from_config(config) as agent:
-        task = _load_task(args, agent)
-        out = Path(args.out) if args.out else _default_out("run")
-        console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
-        first: list[float] = []
-
-        def show(i: int, decision: Any, result: Any) -> None:
-            if not first:
-                first.append(time.perf_counter() - STARTED)
-            console.print(_step_table(i, decision, result))
-
-        recorder = VideoRecorder(agent.env) if args.video else None
-        result = agent.run(task, on_step=show, video=recorder)
-        result.extra["first_action_s"] = round(first[0], 2) if first else None
-        write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video})
-        if recorder is not None:
-            recorder.save(out / "video.mp4")
+    # Before any work (and before a language model loads): the input and where the run will be written.
+    if args.instruction:
+        check_instruction(args.instruction, "instruction")
+        task = None
+    else:
+        task = _load_task(args, None)
+    out, created = _checked_out_dir(Path(args.out) if args.out else _default_out("run"))
+    try:
+        with Agent.from_config(config) as agent:
+            result = _run_episode(agent, args, out, task)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty run folder behind
+        raise
     colour = {"success": "green", "failed": "red", "cannot": "yellow"}[result.outcome]
     console.print(f"[{colour}]{result.outcome}[/] after {len(result.steps)} skill calls"
                   f"{': ' + result.reason if result.reason else ''}  ->  {out}/summary.json")
-    return {"success": 0, "failed": 1, "cannot": 3}[result.outcome]
+    return {"success": EXIT_SUCCESS, "failed": EXIT_FAILED, "cannot": EXIT_CANNOT}[result.outcome]
+
+
+def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = None) -> Any:
+    """One episode (``task``, or the free-text one) with a table per step on the console; writes the run
+    folder (and the video)."""
+    from embodied.runtime.episode import write_run
+    from envs.video import VideoRecorder
+
+    task = task if task is not None else _load_task(args, agent)
+    console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
+    first: list[float] = []
+
+    def show(i: int, decision: Any, result: Any) -> None:
+        if not first:
+            first.append(time.perf_counter() - STARTED)
+        console.print(_step_table(i, decision, result))
+
+    recorder = VideoRecorder(agent.env) if args.video else None
+    result = agent.run(task, on_step=show, video=recorder)
+    result.extra["first_action_s"] = round(first[0], 2) if first else None
+    write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video})
+    if recorder is not None:
+        recorder.save(out / "video.mp4")
+    return result
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from embodied.runtime.agent import Agent
+    from embodied.runtime.evaluate import EvalFolder
     from embodied.world.tasks import load_tasks
 
     config = _agent_config(args)
     tasks = load_tasks(args.tasks)
     out = Path(args.out) if args.out else _default_out("eval")
-    with Agent.from_config(config) as agent:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"command": "eval", "tasks": str(args.tasks), "n": len(tasks),
-                                                     **agent.describe()}, indent=2, default=str))
-        wins = [0, 0]
-        with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.fields[rate]}"), console=console) as progress:
-            bar = progress.add_task("eval", total=len(tasks), rate="")
-
-            def tick(row: dict[str, Any]) -> None:
-                wins[0] += row["success"]
-                wins[1] += 1
-                progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
-
-            report = agent.evaluate(tasks, out, on_episode=tick, resume=not args.fresh)
+    # Before any work: one writer per folder (also for --fresh, which deletes), and rows that can be read.
+    with EvalFolder(out) as folder:
+        if not args.fresh:
+            folder.check()
+        with Agent.from_config(config) as agent:
+            if not args.fresh:
+                folder.check(agent.describe())  # another configuration is refused, named, before any episode
+            report = _eval_with_progress(agent, tasks, folder, args)
     out_console.print_json(json.dumps(report))
     console.print(f"results: {out}/results.jsonl  report: {out}/report.json")
-    return 0
+    return EXIT_SUCCESS
+
+
+def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """`agent.evaluate` with a progress bar on the console."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    wins = [0, 0]
+    with Progress(TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[rate]}"), console=console) as progress:
+        bar = progress.add_task("eval", total=len(tasks), rate="")
+
+        def tick(row: dict[str, Any]) -> None:
+            wins[0] += row["success"]
+            wins[1] += 1
+            progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
+
+        return agent.evaluate(tasks, folder, on_episode=tick, resume=not args.fresh,
+                              record={"command": "eval", "tasks": str(args.tasks), "n": len(tasks)})
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -275,13 +331,16 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
         VQA_HELDOUT.check(args.seed, args.scenes, "--seed")
     except ValueError as e:
         raise TaskError(f"{e}: other seeds overlap evaluation tasks or training scenes") from e
+    if args.out:
+        from embodied.world.paths import check_output_file
+
+        check_output_file(args.out, "--out")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     flags = modality_flags(args.drop)
     with console.status(f"answering questions about {args.scenes} held-out scenes"):
         report = eval_vqa(args.scenes, args.seed, args.checkpoint or DEFAULT_CHECKPOINT, flags=flags,
                           max_per_type=args.max_per_type)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     out_console.print_json(json.dumps(report))
     return 0
@@ -303,17 +362,19 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     from embodied.library.store import SkillStore, default_library_path
     from embodied.planners.registry import make_planner
-    from embodied.runtime.learn import LearnConfig, curve, learn
+    from embodied.runtime.learn import LearnConfig, curve, learn, next_iteration
     from envs.tabletop import TabletopEnv
 
     config = LearnConfig(iterations=args.iterations, seed=args.seed, run=args.run, verify_seeds=args.verify_seeds)
     path = args.library or default_library_path()
+    out = _checked_out_dir(Path(args.out))[0] if args.out else None  # before any work
     store = SkillStore(path)
+    store.check_writable()  # a read-only library is refused now, not after the first iteration's work
     args.library, args.no_library = path, False
     agent_config = _agent_config(args)
     planner = make_planner(agent_config.planner, agent_config.planner_config())
     env = TabletopEnv(image_size=(args.image_size, args.image_size))
-    done = len(store.learn_log(config.run))
+    done = next_iteration(store.learn_log(config.run))  # what the library really holds
     console.print(f"[bold]learn[/] run {config.run!r}, library {path}"
                   + (f" (resuming after {done} iterations)" if done else ""))
     with Progress(TextColumn("[bold]learn[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -332,12 +393,10 @@ def cmd_learn(args: argparse.Namespace) -> int:
         finally:
             env.close()
     rows = curve(history)
-    out = Path(args.out) if args.out else None
     summary = {"run": config.run, "library": str(path), "iterations": len(rows),
                "solved": sum(r["solved"] for r in rows), "skills_added": sum(r["skill_added"] for r in rows),
                "library_size": len(store)}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "curve.json").write_text(json.dumps(rows, indent=1))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     store.close()
@@ -349,7 +408,12 @@ def cmd_skills(args: argparse.Namespace) -> int:
     from embodied.library.store import SkillStore, default_library_path
 
     path = args.library or default_library_path()
-    store = SkillStore(path, create=args.action == "import")
+    if args.action == "export":
+        from embodied.world.paths import check_output_file
+
+        check_output_file(_need(args.name, "export"), "export FILE")
+    # list/show/search/export only read: the file is opened read-only and never given a schema.
+    store = SkillStore(path, create=args.action == "import", readonly=args.action in READ_ONLY_ACTIONS)
     try:
         return _SKILL_ACTIONS[args.action](store, args)
     finally:
@@ -445,14 +509,17 @@ def _need(value: str | None, action: str) -> str:
     return value
 
 
+READ_ONLY_ACTIONS = ("list", "show", "search", "export")
 _SKILL_ACTIONS = {"list": _skills_list, "show": _skills_show, "search": _skills_search, "verify": _skills_verify,
                   "rm": _skills_rm, "export": _skills_export, "import": _skills_import}
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    from embodied.world.paths import check_output_file
     from embodied.world.tasks import save_tasks
     from envs.generator import generate_suite
 
+    check_output_file(args.out, "--out")  # before generating
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     tasks = generate_suite(args.n, args.seed, families)  # names unknown families with a did-you-mean
     save_tasks(tasks, args.out)
@@ -471,15 +538,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one episode and write summary.json (and video.mp4)")
     run.add_argument("instruction", nargs="?", help="what to do, in plain words")
     run.add_argument("--scene", help='task-format scene, e.g. \'{"blocks": ["red"], "bowls": ["green"]}\'')
-    run.add_argument("--max-steps", type=int, help="skill-call budget for an INSTRUCTION (default 2 x blocks + 2)")
+    run.add_argument("--max-steps", type=POSITIVE, help="skill-call budget for an INSTRUCTION (default 2 x blocks + 2)")
     run.add_argument("--tasks", type=Path, help="task file (JSON lines)")
     run.add_argument("--id", help="task id in --tasks")
     run.add_argument("--generate", metavar="FAMILY", help="generate a task of this family")
     _add_planner_flags(run)
-    run.add_argument("--seed", type=int, help="generator seed with --generate; overrides the task's seed otherwise")
+    run.add_argument("--seed", type=SEED, help="generator seed with --generate; overrides the task's seed otherwise")
     run.add_argument("--out", help="run folder (default runs/run-<time>)")
     run.add_argument("--video", action="store_true", help="also write video.mp4")
-    run.add_argument("--image-size", type=int, default=128, help="camera image side in pixels")
+    run.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     run.set_defaults(func=cmd_run)
 
     ev = sub.add_parser("eval", help="run every task of a file; results.jsonl + report.json")
@@ -487,27 +554,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_flags(ev)
     ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
     ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
-    ev.add_argument("--image-size", type=int, default=128, help="camera image side in pixels")
+    ev.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     ev.set_defaults(func=cmd_eval)
 
     vqa = sub.add_parser("eval-vqa", help="PaLM-E embodied question answering: accuracy per question type")
     vqa.add_argument("--checkpoint", type=Path, help="encoder checkpoint folder (default: policies/palme)")
-    vqa.add_argument("--scenes", type=int, default=40, help="held-out oracle episodes whose scenes are asked about")
-    vqa.add_argument("--seed", type=int, default=700_000, help="first scene seed (held out from training)")
+    vqa.add_argument("--scenes", type=POSITIVE, default=40, help="held-out oracle episodes whose scenes are asked about")
+    vqa.add_argument("--seed", type=SEED, default=700_000, help="first scene seed (held out from training)")
     vqa.add_argument("--drop", type=_csv(tuple(ALL_MODALITIES)), default=(), metavar="M[,M]",
                      help="leave out camera, pointcloud and/or proprio (ablation)")
-    vqa.add_argument("--max-per-type", type=int, default=60, help="questions per type, a fixed sample (0: all)")
+    vqa.add_argument("--max-per-type", type=COUNT, default=60, help="questions per type, a fixed sample (0: all)")
     vqa.add_argument("--out", help="also write the JSON report to this file")
     vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
     bench.add_argument("what", choices=["sim", "planner", "grounding"])
-    bench.add_argument("--scenes", type=int, default=70, help="held-out scenes of skill executions for `grounding`")
-    bench.add_argument("--detection-seeds", type=int, default=60, help="perception scenes for `grounding`")
+    bench.add_argument("--scenes", type=POSITIVE, default=70, help="held-out scenes of skill executions for `grounding`")
+    bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
-    bench.add_argument("--options", type=int, default=53, help="options scored by `bench planner`")
-    bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--image-size", type=int, default=128)
+    bench.add_argument("--options", type=POSITIVE, default=53, help="options scored by `bench planner`")
+    bench.add_argument("--repeats", type=POSITIVE, default=3)
+    bench.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)
 
@@ -519,13 +586,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     le = sub.add_parser("learn", help="grow the skill library from environment feedback (resumable)")
-    le.add_argument("--iterations", type=int, default=50)
-    le.add_argument("--seed", type=int, default=0)
+    le.add_argument("--iterations", type=COUNT, default=50)
+    le.add_argument("--seed", type=SEED, default=0)
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
-    le.add_argument("--verify-seeds", type=int, default=3, help="fresh tables a new skill must work on")
+    le.add_argument("--verify-seeds", type=POSITIVE, default=3, help="fresh tables a new skill must work on")
     _add_planner_flags(le, sensing=False)
     le.add_argument("--out", help="also write curve.json and summary.json here")
-    le.add_argument("--image-size", type=int, default=64)
+    le.add_argument("--image-size", type=IMAGE_SIZE, default=64)
     le.set_defaults(func=cmd_learn)
 
     sk = sub.add_parser("skills", help="curate the skill library: list | show NAME | search QUERY | verify NAME | "
@@ -534,42 +601,58 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("name", nargs="?", help="skill NAME, search QUERY, or FILE for export/import")
     sk.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
                                                  "~/.local/share/embodied/skills.db)")
-    sk.add_argument("--seeds", type=int, default=3, help="fresh seeds for `verify`")
-    sk.add_argument("-k", type=int, default=5, help="results for `search`")
+    sk.add_argument("--seeds", type=POSITIVE, default=3, help="fresh seeds for `verify`")
+    sk.add_argument("-k", type=POSITIVE, default=5, help="results for `search`")
     sk.set_defaults(func=cmd_skills)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
     tasks.add_argument("action", choices=["generate"])
-    tasks.add_argument("--n", type=int, default=100)
-    tasks.add_argument("--seed", type=int, default=0)
+    tasks.add_argument("--n", type=POSITIVE, default=100, help="how many tasks (at least 1)")
+    tasks.add_argument("--seed", type=SEED, default=0)
     tasks.add_argument("--families", help="comma-separated families (default: all)")
     tasks.add_argument("--out", type=Path, required=True)
     tasks.set_defaults(func=cmd_tasks)
     return parser
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends a command like Ctrl-C: `KeyboardInterrupt` unwinds through the `finally` paths that write
+    what finished (an eval's report.json), then exit 130."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse, dispatch, and turn known errors into one clear line and a non-zero exit."""
+    """Entry point: parse, dispatch, and turn errors into one clear line and an exit code: 0 success,
+    1 failed episode, 2 bad input (argparse's own errors too), 3 cannot, 4 internal error, 130 interrupted."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
+    _interrupt_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except EmbodiedError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        return EXIT_BAD_INPUT
     except FileNotFoundError as exc:
         console.print(f"[bold red]error:[/] file not found: {exc.filename}")
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; results written so far are kept")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the console shows one line unless --verbose
         if args.verbose:
             console.print_exception()
         else:
-            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with -v for details)")
-        return 1
+            console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with -v for "
+                          "details)", soft_wrap=True, highlight=False)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

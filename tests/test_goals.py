@@ -128,7 +128,8 @@ def test_refusal_tasks_load_and_score_only_a_refusal_before_motion(tmp_path):
     rows = [result_row(refused), result_row(moved)]
     assert rows[0]["success"] and not rows[1]["success"] and rows[1]["false_success"]
     report = make_report(rows)
-    assert report["refusals"] == {"n": 2, "refused": 1, "false_successes": 1, "moved_before_refusing": 1}
+    assert report["refusals"] == {"n": 2, "refused": 1, "false_successes": 1, "moved_before_refusing": 1,
+                                  "refusal_rate": 0.5, "refusal_rate_n": 2, "refusal_rate_ci95": [0.0945, 0.9055]}
     assert report["false_successes"] == 1
 
 

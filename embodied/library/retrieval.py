@@ -63,7 +63,10 @@ class Library:
         if not Path(path).expanduser().exists():
             log.info("no skill library at %s: planning with primitives only", path)
             return None
-        return cls(SkillStore(path, create=False), top_k)
+        if Path(path).expanduser().is_file() and Path(path).expanduser().stat().st_size == 0:
+            log.warning("the skill library %s is empty (0 bytes): planning with primitives only", path)
+            return None
+        return cls(SkillStore(path, readonly=True), top_k)  # planning only reads: never writes the file
 
     def retrieve(self, instruction: str) -> list[tuple[SkillRecord, float]]:
         """The top-k usable skills for a request, closest first."""

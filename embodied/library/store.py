@@ -74,6 +74,10 @@ class LibraryError(EmbodiedError):
     """A bad library path, skill record or request."""
 
 
+class _Rollback(Exception):
+    """Ends a `SkillStore.transaction` without committing (a write probe)."""
+
+
 def now() -> str:
     """UTC timestamp with seconds, as stored."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -162,35 +166,109 @@ def _row_to_record(row: sqlite3.Row) -> SkillRecord:
                        last_verified=row["last_verified"], created=row["created"], updated=row["updated"])
 
 
-class SkillStore:
-    """The library database. Open with a path; the file and its folder are created on first write."""
+class _Connection(sqlite3.Connection):
+    """A connection whose database errors are `LibraryError`s naming the file: a damaged, foreign or
+    read-only library is a clear message, never a traceback."""
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            raise _library_error(self.path, e) from None
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(script)
+        except sqlite3.DatabaseError as e:
+            raise _library_error(self.path, e) from None
+
+
+def _library_error(path: Path, e: sqlite3.DatabaseError) -> LibraryError:
+    """One line for a database error: read-only, busy, damaged, or not a library at all."""
+    text = str(e)
+    if "readonly" in text or "read-only" in text:
+        return LibraryError(f"{path} is read-only ({text}): nothing was written; make it writable or give "
+                            "another --library")
+    if "not a database" in text:
+        return LibraryError(f"{path} is not a usable skill library: not an SQLite database")
+    if "malformed" in text or "corrupt" in text:
+        return LibraryError(f"{path} is damaged ({text}); restore it from an export (`embodied skills import`) "
+                            "or a backup")
+    return LibraryError(f"{path}: library database error: {text}")
+
+
+class SkillStore:
+    """The library database. Open with a path; the file and its folder are created on first write.
+
+    ``readonly`` opens an existing library without ever writing to it (no schema, no journal change), for
+    commands that only read (`skills list/show/search/export`, retrieval). Every open checks that the file
+    is a library and passes SQLite's quick integrity check."""
+
+    def __init__(self, path: str | Path, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path).expanduser()
-        if not create and not self.path.exists():
+        if (readonly or not create) and not self.path.exists():
             raise LibraryError(f"no skill library at {self.path} (create one with `embodied learn` or "
                                "`embodied skills import`)")
         if self.path.exists() and self.path.is_dir():
             raise LibraryError(f"library path {self.path} is a folder; give a database file, e.g. {self.path}/skills.db")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        empty = not self.path.exists() or self.path.stat().st_size == 0
+        if empty and (readonly or not create):
+            raise LibraryError(f"{self.path} is empty (0 bytes): not a skill library yet (create one with "
+                               "`embodied learn` or `embodied skills import`)")
+        self.readonly = readonly
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA busy_timeout = 60000")
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LibraryError(f"cannot create the library's folder {self.path.parent}: {e.strerror or e}") from None
+        try:
+            target = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+            self.conn = sqlite3.connect(target, timeout=60.0, isolation_level=None, check_same_thread=False,
+                                        uri=readonly, factory=_Connection)
+        except sqlite3.DatabaseError as e:
+            raise _library_error(self.path, e) from None
+        self.conn.path = self.path
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self._open(empty)
+        except BaseException:
+            self.conn.close()
+            raise
+        self._index: tuple[int, list[str], np.ndarray] | None = None
+
+    def _open(self, empty: bool) -> None:
+        """Check the file is a healthy library of this schema; a new (empty) one gets the schema."""
+        self.conn.execute("PRAGMA busy_timeout = 60000")
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not empty and "meta" not in tables:
+            raise LibraryError(f"{self.path} is not a usable skill library: an SQLite database without its tables")
+        check = " ".join(str(self.conn.execute("PRAGMA quick_check").fetchone()[0]).split())
+        if check != "ok":
+            raise LibraryError(f"{self.path} fails its integrity check ({check}); restore it from an export "
+                               "(`embodied skills import`) or a backup")
+        if not self.readonly:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self.conn.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS)
             with self.transaction():
-                found = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if found is None:
+                if self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() is None:
                     self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif int(found["value"]) != SCHEMA_VERSION:
-                    raise LibraryError(f"{self.path}: schema version {found['value']}, this embodied reads "
-                                       f"{SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as e:
-            raise LibraryError(f"{self.path} is not a usable skill library: {e}") from e
-        self._index: tuple[int, list[str], np.ndarray] | None = None
+        found = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if found is None or str(found["value"]) != str(SCHEMA_VERSION):
+            raise LibraryError(f"{self.path}: schema version {found['value'] if found else 'missing'}, this "
+                               f"embodied reads {SCHEMA_VERSION}")
+
+    def check_writable(self) -> None:
+        """Refuse up front (`LibraryError`) when the library cannot be written, rather than after the work
+        whose result it would store."""
+        if self.readonly:
+            raise LibraryError(f"{self.path} was opened read-only")
+        with self.transaction() as c:
+            c.execute("UPDATE meta SET value = value WHERE key = 'schema'")
+            raise _Rollback
 
     def close(self) -> None:
         self.conn.close()
@@ -207,10 +285,13 @@ class SkillStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
+        except _Rollback:
+            self.conn.rollback()
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.rollback()
             raise
-        self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ skills
     def names(self) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from embodied.library.executor import SkillCodeError, check_source
 from embodied.library.store import NAME_RE, LibraryError, SkillRecord, SkillStore, parse_params
 
 log = logging.getLogger(__name__)
+
+# Largest text field of an imported skill (UTF-8 bytes): learned skills are a few hundred bytes; anything
+# near this is not a skill a language model should read or the executor should run.
+MAX_SKILL_FIELD_BYTES = 20_000
 
 
 @dataclass
@@ -34,26 +39,25 @@ def export_library(store: SkillStore, path: str | Path) -> int:
     return len(data)
 
 
-def _line_of(text: str, index: int) -> int:
-    """The line (1-based) of the ``index``-th top-level list item in a JSON text, for messages."""
-    depth, count, in_str, esc = 0, -1, False, False
-    for pos, ch in enumerate(text):
-        if in_str:
-            esc = not esc and ch == "\\"
-            if ch == '"' and not esc:
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth == 2:
-                count += 1
-                if count == index:
-                    return text.count("\n", 0, pos) + 1
-        elif ch in "]}":
-            depth -= 1
-    return 1
+def _item_lines(text: str) -> list[int]:
+    """The line (1-based) where each top-level list item of a JSON text starts, for messages; one pass at
+    the JSON decoder's speed, so a multi-megabyte export is not rescanned per item."""
+    decoder, lines = json.JSONDecoder(), []
+    skip = re.compile(r"[\s,]*")
+    pos = text.find("[") + 1
+    line, counted = 1, 0
+    while 0 < pos < len(text):
+        pos = skip.match(text, pos).end()
+        if pos >= len(text) or text[pos] == "]":
+            break
+        line += text.count("\n", counted, pos)
+        counted = pos
+        lines.append(line)
+        try:
+            _, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            break
+    return lines
 
 
 def read_export(path: str | Path) -> list[Any]:
@@ -61,11 +65,18 @@ def read_export(path: str | Path) -> list[Any]:
     p = Path(path)
     if not p.exists():
         raise LibraryError(f"file not found: {p}")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LibraryError(f"{p}: not UTF-8 text (byte {e.start}); save the export as UTF-8") from None
+    except OSError as e:
+        raise LibraryError(f"{p}: cannot read: {e.strerror or e}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LibraryError(f"{p}:{e.lineno}: not valid JSON: {e.msg} (column {e.colno})") from e
+    except RecursionError:
+        raise LibraryError(f"{p}: JSON nested too deeply to read") from None
     if not isinstance(data, list):
         raise LibraryError(f"{p}: expected a JSON list of skills, got {type(data).__name__}")
     return data
@@ -84,6 +95,15 @@ def check_item(item: Any, where: str) -> tuple[SkillRecord, list[dict[str, Any]]
         raise LibraryError(f"{where}: missing {', '.join(missing)}")
     if not isinstance(item["description"], str) or not isinstance(item["code"], str):
         raise LibraryError(f"{where}: 'description' and 'code' must be strings")
+    for key in ("description", "code"):
+        size = len(item[key].encode("utf-8", "surrogatepass"))
+        if size > MAX_SKILL_FIELD_BYTES:
+            raise LibraryError(f"{where}: {key!r} is {size:,} bytes; the limit is {MAX_SKILL_FIELD_BYTES:,}")
+    for key, limit in (("postcondition", MAX_SKILL_FIELD_BYTES), ("provenance", MAX_SKILL_FIELD_BYTES),
+                       ("versions", 50 * MAX_SKILL_FIELD_BYTES)):
+        size = len(json.dumps(item.get(key)).encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise LibraryError(f"{where}: {key!r} is {size:,} bytes as JSON; the limit is {limit:,}")
     params = parse_params(item["params"], where)
     try:
         spec = check_source(item["code"], API_METHODS)
@@ -122,11 +142,12 @@ def import_library(store: SkillStore, path: str | Path) -> ImportReport:
     from embodied.library.embed import default_embedder
 
     data = read_export(path)
-    text = Path(path).read_text()
+    text = Path(path).read_text(encoding="utf-8")
     report = ImportReport()
     embed = None
+    lines = _item_lines(text)
     for i, item in enumerate(data):
-        where = f"{path}:{_line_of(text, i)}"
+        where = f"{path}:{lines[i] if i < len(lines) else 1}"
         try:
             record, versions = check_item(item, where)
         except (LibraryError, SkillCodeError) as e:

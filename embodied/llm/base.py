@@ -178,4 +178,53 @@ def load_language_model(spec: str = EMBEDDED, **options: Any) -> LanguageModel:
             "not a hub id 'org/name' (write 'hf:<id>' for others)"
             + (f"; did you mean {hint[0]!r}?" if hint else "")
         )
+    if not os.path.isdir(spec):
+        require_hub_model(spec)
     return HFLanguageModel.from_pretrained(spec, config)
+
+
+def check_language_model_spec(spec: str) -> None:
+    """Fail fast, before anything heavy is loaded, on a spec that cannot name a usable model: bad syntax,
+    or a hub id that is neither cached nor reachable (`require_hub_model`)."""
+    spec = spec.strip()
+    if spec == EMBEDDED or spec.lower().startswith(OPENAI_PREFIX):
+        if spec.lower().startswith(OPENAI_PREFIX):
+            parse_openai_spec(spec)
+        return
+    repo = spec[3:] if spec.startswith("hf:") else spec
+    if os.path.isdir(repo):
+        return
+    if not spec.startswith("hf:") and not re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        return  # load_language_model names the problem, with a did-you-mean
+    require_hub_model(repo)
+
+
+HUB_PROBE_TIMEOUT_S = 3.0  # one metadata request; transformers' own download would retry for a minute
+
+
+def require_hub_model(repo_id: str) -> None:
+    """Offline first: a hub id must be in the local Hugging Face cache, or -- unless ``HF_HUB_OFFLINE`` is
+    set -- exist on a hub answering within `HUB_PROBE_TIMEOUT_S`; otherwise one `LanguageModelSpecError`
+    saying how to provide the model, in seconds rather than after a minute of download retries."""
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    how = (f"download it once where the hub is reachable (`hf download {repo_id}`), or give a local model "
+           "folder (--llm /path/to/model)")
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise LanguageModelSpecError(f"language model {repo_id!r} is not in the local Hugging Face cache "
+                                     f"({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set: {how}")
+    try:
+        model_info(repo_id, timeout=HUB_PROBE_TIMEOUT_S)
+    except RepositoryNotFoundError:
+        raise LanguageModelSpecError(f"no language model {repo_id!r}: not in the local Hugging Face cache and "
+                                     f"not on the hub (check the name); {how}") from None
+    except HfHubHTTPError as e:
+        raise LanguageModelSpecError(f"language model {repo_id!r} is not in the local cache and the hub "
+                                     f"refused it ({str(e).splitlines()[0][:120]}): {how}") from None
+    except Exception as e:  # noqa: BLE001 - any network failure (DNS, timeout, proxy) means: not reachable
+        raise LanguageModelSpecError(f"language model {repo_id!r} is not in the local Hugging Face cache and "
+                                     f"the hub cannot be reached ({type(e).__name__}: {str(e)[:120]}): {how}") \
+            from None

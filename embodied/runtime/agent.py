@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from embodied.runtime.episode import EpisodeResult, StepHook, run_episode
+from embodied.runtime.evaluate import EvalFolder
 from embodied.runtime.sensing import Sensing, SensingConfig
-from embodied.world.errors import EmbodiedError
-from embodied.world.tasks import SceneSpec, Task, load_tasks
+from embodied.world.errors import EmbodiedError, TaskError
+from embodied.world.tasks import SceneSpec, Task, check_instruction, load_tasks
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         self.sensing  # noqa: B018 - validates state/affordance/success with a did-you-mean
+        llm = self.planner_options.get("llm")
+        if isinstance(llm, str):  # a model that is not local fails here, in seconds, before anything loads
+            from embodied.llm.base import check_language_model_spec
+
+            check_language_model_spec(llm)
         if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 1024:
             raise EmbodiedError(f"AgentConfig.image_size must be an int in [8, 1024], got {self.image_size!r}")
 
@@ -114,6 +120,14 @@ class Agent:
         """A task from free text: the given scene, or a table set for the objects the instruction names."""
         from embodied.instructions import scene_for
 
+        if not isinstance(instruction, str):
+            raise TaskError(f"the instruction must be a string, got {type(instruction).__name__}")
+        check_instruction(instruction, "instruction")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise TaskError(f"seed must be a non-negative integer, got {seed!r}")
+        if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool)
+                                      or max_steps < 1):
+            raise TaskError(f"max_steps must be a positive integer, got {max_steps!r}")
         if isinstance(scene, dict):
             scene = SceneSpec.from_dict(scene, where="scene")
         if scene is None:
@@ -129,15 +143,29 @@ class Agent:
         return run_episode(self.env, task, self.planner, on_step=on_step, video=video, sensing=self.sensing,
                            reader=self.reader, infer_goal=self.config.infer_goal)
 
-    def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path, *, resume: bool = True,
-                 on_episode: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report."""
-        from embodied.runtime.evaluate import evaluate
+    def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path | EvalFolder, *, resume: bool = True,
+                 on_episode: Callable[[dict[str, Any]], None] | None = None,
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report.
+        ``out`` is a folder (locked for the call) or an `EvalFolder` the caller holds; ``record`` adds to
+        ``config.json``, which also gets package versions and the checkpoints' sha256."""
+        from embodied.runtime.evaluate import evaluate, file_hashes
 
         if isinstance(tasks, str | Path):
             tasks = load_tasks(tasks)
-        return evaluate(list(tasks), self.planner, Path(out), self.env, on_episode=on_episode, resume=resume,
-                        sensing=self.sensing, reader=self.reader, infer_goal=self.config.infer_goal)
+        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints())}
+        return evaluate(list(tasks), self.planner, out if isinstance(out, EvalFolder) else Path(out), self.env,
+                        on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
+                        infer_goal=self.config.infer_goal, describe=self.describe(), record=record)
+
+    def checkpoints(self) -> list[Path]:
+        """Folders of the learned weights this agent uses (affordance, success detector, planner adapter,
+        PaLM-E encoders); the language model's own weights are named by ``planner_config.llm``."""
+        found = [getattr(self.sensing.affordances, "checkpoint", None),
+                 getattr(self.sensing.detector, "checkpoint", None),
+                 getattr(self.planner, "adapter", None),
+                 getattr(getattr(self.planner, "config", None), "checkpoint", None)]
+        return [Path(p) for p in found if isinstance(p, str | Path) and Path(p).exists()]
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, as run folders record it."""

@@ -113,9 +113,17 @@ def propose(history: list[dict[str, Any]], rng: np.random.Generator, config: Lea
     return choices[int(rng.integers(len(choices)))], level
 
 
+def next_iteration(history: list[dict[str, Any]]) -> int:
+    """Where a run resumes: after the last iteration the library really holds (gaps are not refilled)."""
+    return history[-1]["iteration"] + 1 if history else 0
+
+
 def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: TabletopEnv,
           on_iteration: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) ``config.iterations`` iterations; returns the whole log of the run."""
+    """Run (or resume) ``config.iterations`` iterations; returns the whole log of the run. A library that
+    cannot be written is refused before the first iteration; one that fails later raises a `LibraryError`
+    saying which iteration was not saved (the next run resumes after the last one stored)."""
+    store.check_writable()
     key = f"learn:{config.run}"
     stored = store.meta(key)
     if stored is None:
@@ -129,7 +137,7 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
     embed = default_embedder()
     model = getattr(planner, "config", None)
     model_name = f"{getattr(model, 'llm', planner.name)}+{getattr(model, 'adapter', '')}".rstrip("+")
-    for it in range(len(history), config.iterations):
+    for it in range(next_iteration(history), config.iterations):
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, it])
         family, level = propose(history, rng, config)
@@ -175,7 +183,11 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
                 else:
                     row["skill_status"] = f"rejected: {check.successes}/{check.attempts} verification runs"
         row["seconds"] = round(time.perf_counter() - t0, 2)
-        store.log_iteration(config.run, it, row, new_skill, used=[(u["skill"], u["success"]) for u in used])
+        try:
+            store.log_iteration(config.run, it, row, new_skill, used=[(u["skill"], u["success"]) for u in used])
+        except LibraryError as e:
+            raise LibraryError(f"iteration {it} could not be saved ({e}); rerunning resumes after iteration "
+                               f"{it - 1}") from None
         history.append({"iteration": it, **row})
         if on_iteration:
             on_iteration(history[-1])

@@ -26,6 +26,9 @@ TASK_KEYS: tuple[str, ...] = ("id", "instruction", "scene", "goal", "seed", "max
 REQUIRED_KEYS: tuple[str, ...] = ("id", "instruction", "scene")
 EXPECTS: tuple[str, ...] = ("success", "cannot")
 SCENE_KEYS: tuple[str, ...] = ("blocks", "bowls")
+# Longest instruction accepted (characters): a few sentences of a request, well inside the language model's
+# context (SmolLM2: 8,192 tokens, shared with the prompt's examples, the scene and the options).
+MAX_INSTRUCTION_CHARS = 2_000
 
 
 def goal_blocks(goal: list[list]) -> list[str]:
@@ -108,6 +111,7 @@ class Task:
     why: str = ""  # for expect "cannot": the category of refusal, for reports
 
     def __post_init__(self) -> None:
+        check_instruction(self.instruction, f"task {self.id!r}")
         if self.max_steps is None:
             self.max_steps = default_max_steps(self.goal)
 
@@ -142,7 +146,8 @@ class Task:
         if not isinstance(d["id"], str) or not d["id"].strip():
             raise TaskError(f"{where}: 'id' must be a non-empty string, got {d['id']!r}")
         if not isinstance(d["instruction"], str) or not (refuse or d["instruction"].strip()):
-            raise TaskError(f"{where}: 'instruction' must be a non-empty string, got {d['instruction']!r}")
+            raise TaskError(f"{where}: 'instruction' must be a non-empty string, got {d['instruction']!r:.80}")
+        check_instruction(d["instruction"], where)
         why = d.get("why", "")
         if not isinstance(why, str):
             raise TaskError(f"{where}: 'why' must be a string, got {why!r}")
@@ -165,22 +170,48 @@ class Task:
                    max_steps=max_steps, family=family, expect=expect, why=why)
 
 
+def check_instruction(text: str, where: str) -> None:
+    """Refuse an instruction longer than `MAX_INSTRUCTION_CHARS` (a ``TaskError`` naming ``where``) before
+    anything reads it: prompts are built from it and must fit the model's context."""
+    if isinstance(text, str) and len(text) > MAX_INSTRUCTION_CHARS:
+        raise TaskError(f"{where}: the instruction is {len(text):,} characters long; the limit is "
+                        f"{MAX_INSTRUCTION_CHARS:,} (say it in fewer words)")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads`` whose failures -- malformed, or nested too deep to read -- are ``TaskError``s naming
+    ``where``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskError(f"{where}: not valid JSON: {e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise TaskError(f"{where}: JSON nested too deeply to read") from None
+
+
 def parse_task_line(text: str, lineno: int, path: str | Path = "<string>") -> Task:
     """Parse one JSON line; errors start with ``"{path}:{lineno}: "``."""
     where = f"{path}:{lineno}"
+    return Task.from_dict(parse_json(text, where), where)
+
+
+def read_text_lines(path: str | Path, what: str = "task file") -> list[str]:
+    """The lines of a UTF-8 text file; a byte that is not UTF-8 is a ``TaskError`` naming the file and line."""
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TaskError(f"{where}: not valid JSON: {e.msg} (column {e.colno})") from e
-    return Task.from_dict(d, where)
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise TaskError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TaskError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save "
+                        f"the {what} as UTF-8") from None
 
 
 def load_tasks(path: str | Path) -> list[Task]:
     """Read a task file, skipping blank lines and ``#`` comments; task ids must be unique."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise TaskError(f"{path}: cannot read task file: {e.strerror or e}") from e
+    lines = read_text_lines(path)
     tasks: list[Task] = []
     first_line: dict[str, int] = {}
     for lineno, line in enumerate(lines, start=1):
