@@ -261,13 +261,18 @@ def test_a_1mb_instruction_is_refused_quickly_in_bounded_memory(tmp_path) -> Non
     f.write_text(json.dumps({**task, "instruction": "put the red block in the green bowl " * 30_000}) + "\n")
     assert f.stat().st_size > 1_000_000
     t0 = time.perf_counter()
-    with (tmp_path / "err.txt").open("w") as errfile:
-        proc = subprocess.Popen([sys.executable, "-m", "embodied.cli", "run", "--tasks", str(f), "--out",
-                                 str(tmp_path / "r")], stdout=subprocess.DEVNULL, stderr=errfile)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory, not earlier children's
+    # the child reports its own peak (VmHWM is per address space, so unlike ru_maxrss it does not carry the
+    # forked test runner's memory across exec)
+    hwm = tmp_path / "hwm.txt"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(hwm)!r}, 'w').write(open('/proc/self/status').read()"
+            ".split('VmHWM:')[1].split()[0]))\n"
+            "from embodied.cli import main\n"
+            f"sys.exit(main(['run', '--tasks', {str(f)!r}, '--out', {str(tmp_path / 'r')!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     seconds = time.perf_counter() - t0
-    peak_mb, err = usage.ru_maxrss / 1024, (tmp_path / "err.txt").read_text()
-    assert os.waitstatus_to_exitcode(status) == 2 and "1,080,000 characters long; the limit is 2,000" in one_line(err)
+    peak_mb, err = int(hwm.read_text()) / 1024, proc.stderr
+    assert proc.returncode == 2 and "1,080,000 characters long; the limit is 2,000" in one_line(err)
     print(f"1 MB instruction refused in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
     assert seconds < 30 and peak_mb < 1024, (seconds, peak_mb)
 

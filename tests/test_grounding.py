@@ -118,7 +118,11 @@ def test_shipped_checkpoints_load_fast(type_) -> None:
     assert time.perf_counter() - t0 < 1.0
     assert model.config.image_size == 128
     metrics = json.loads((DEFAULT_CHECKPOINTS[type_] / "metrics.json").read_text())
-    assert metrics["heldout"][type_]["learned"]["f1"] >= 0.9
+    heldout = metrics["heldout"][type_]
+    baseline = heldout["analytic" if type_ == "affordance" else "self_report"]["f1"]
+    # the held-out set has tall towers since the long-horizon data: the learned model must beat the skill's own
+    # check on it by a clear margin, and stay well above chance
+    assert heldout["learned"]["f1"] >= 0.85 and heldout["learned"]["f1"] >= baseline + 0.03, heldout
 
 
 # ------------------------------------------------------------------ real scenes
