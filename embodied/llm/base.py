@@ -200,6 +200,7 @@ def check_language_model_spec(spec: str) -> None:
 
 
 HUB_PROBE_TIMEOUT_S = 3.0  # one metadata request; transformers' own download would retry for a minute
+_ON_HUB: set[str] = set()  # ids the hub already confirmed in this process (the agent checks before loading)
 
 
 def require_hub_model(repo_id: str) -> None:
@@ -209,7 +210,7 @@ def require_hub_model(repo_id: str) -> None:
     from huggingface_hub import constants, model_info, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+    if repo_id in _ON_HUB or isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return
     how = (f"download it once where the hub is reachable (`hf download {repo_id}`), or give a local model "
            "folder (--llm /path/to/model)")
@@ -228,3 +229,4 @@ def require_hub_model(repo_id: str) -> None:
         raise LanguageModelSpecError(f"language model {repo_id!r} is not in the local Hugging Face cache and "
                                      f"the hub cannot be reached ({type(e).__name__}: {str(e)[:120]}): {how}") \
             from None
+    _ON_HUB.add(repo_id)

@@ -1407,7 +1407,7 @@ class _Resolver:
                 )
             return None
         if d in lx.TEMPERATURE_WORDS:
-            fits = [c for c in pool if c in lx.TEMPERATURE_WORDS[d]]
+            fits = self._described_class(d, pool) or []
             if len(fits) == 1:
                 return fits[0]
             if len(fits) > 1 and strict:
