@@ -196,7 +196,7 @@ def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = 
                         return_rows: bool = False) -> dict[str, Any]:
     """Detection quality and speed on scenes built from ``seeds`` with real skills (stacks, blocks in bowls,
     the arm parked over the workspace, a held block); perception keeps memory across one scene's steps."""
-    from embodied.perception import PerceptionConfig, perceive_robot
+    from embodied.perception import PerceptionConfig, look_at_hand, perceive_robot
     from embodied.world.symbolic import abstract
     from envs.generator import FAMILY_NAMES, generate
 
@@ -210,12 +210,22 @@ def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = 
     precision_counts = {"tp": 0, "fp": 0}
     held_right = held_total = 0
 
+    hand_rows: list[tuple[bool, float | None, float]] = []  # the grasp check's look: held right, error, s
+
     def record(stage: str, state_prev: SceneState | None) -> SceneState:
         nonlocal held_right, held_total
         t0 = time.perf_counter()
         seen = perceive_robot(env.robot, env.robot, config, state_prev)
         times.append(time.perf_counter() - t0)
         truth = env.world.scene_state()
+        if stage in ("held", "carried") and state_prev is not None:
+            t0 = time.perf_counter()
+            hand = look_at_hand(env.robot, env.robot, state_prev, config)
+            dt = time.perf_counter() - t0
+            err = (float(np.linalg.norm(np.subtract(hand.objects[truth.held].position,
+                                                    truth.objects[truth.held].position)))
+                   if truth.held and hand.held == truth.held else None)
+            hand_rows.append((hand.held == truth.held, err, dt))
         m = detection_metrics(seen, truth)
         precision_counts["tp"] += len(m["true_positives"])
         precision_counts["fp"] += len(m["false_positives"])
@@ -278,6 +288,11 @@ def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = 
                     prev = record("carried", prev)
     env.close()
     report = _summarise(rows, times, precision_counts, held_right, held_total, len(seeds))
+    errs = [e for _, e, _ in hand_rows if e is not None]
+    report["hand_look"] = {"n": len(hand_rows), "held_accuracy": round(np.mean([r[0] for r in hand_rows]), 4)
+                           if hand_rows else None,
+                           "position_error_mm": round(1000 * float(np.mean(errs)), 2) if errs else None,
+                           "seconds": round(float(np.mean([r[2] for r in hand_rows])), 4) if hand_rows else None}
     if return_rows:
         report["rows"] = rows
     return report
@@ -309,4 +324,123 @@ def _summarise(rows: list[dict[str, Any]], times: list[float], counts: dict[str,
         "by_case": {case: stats([r for r in rows if case in r["cases"]])
                     for case in ("isolated", "stacked", "in_bowl", "occluded", "held")},
     }
+    return report
+
+
+# ------------------------------------------------------------------------------ perception per decision
+def bench_perception(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tasks: int = 12,
+                     detection_seeds: int = 30) -> dict[str, Any]:
+    """Perception seconds per decision of real episodes (the oracle planner on held-out tasks, perceived
+    state, learned success), before (a full look on every ``observe()`` a skill makes) vs after (a look per
+    decision plus the grasp check's look at the hand) in one run, rendering timed apart; then detection
+    quality on held-out seeds. Before and after alternate task by task, so machine load hits both alike."""
+    from embodied.runtime.agent import Agent
+    from embodied.world.tasks import load_tasks
+
+    chosen = load_tasks(tasks)[:n_tasks]
+    modes = {"before": "every-observe", "after": "decision"}
+    agents = {k: Agent.from_config(planner="oracle", looks=v, library=None) for k, v in modes.items()}
+    totals = {k: {"perception": 0.0, "render": 0.0, "looks": 0, "decisions": 0, "success": 0} for k in modes}
+    try:
+        for task in chosen:
+            for k, agent in agents.items():
+                agent.sensing.timing.clear()
+                result = agent.run(task)
+                t = totals[k]
+                for key in ("perception", "render", "looks"):
+                    t[key] += agent.sensing.timing.get(key, 0)
+                t["decisions"] += len(result.trace)
+                t["success"] += int(result.success)
+    finally:
+        for agent in agents.values():
+            agent.close()
+    per = {k: {key: t[key] / max(t["decisions"], 1) for key in ("perception", "render", "looks")}
+           for k, t in totals.items()}
+    d = benchmark_detection(range(DETECTION_HELDOUT.start, DETECTION_HELDOUT.start + detection_seeds))
+    before, after = per["before"], per["after"]
+    return {
+        "tasks": f"{tasks} (first {len(chosen)})", "decisions": totals["after"]["decisions"],
+        "perception_s_before": round(before["perception"], 4), "perception_s_after": round(after["perception"], 4),
+        "perception_speedup": round(before["perception"] / max(after["perception"], 1e-9), 2),
+        "render_s": round(after["render"], 4), "render_s_before": round(before["render"], 4),
+        "looks_per_decision_before": round(before["looks"], 2), "looks_per_decision_after": round(after["looks"], 2),
+        "sensing_s_before": round(before["perception"] + before["render"], 4),
+        "sensing_s_after": round(after["perception"] + after["render"], 4),
+        "success_before": f"{totals['before']['success']}/{len(chosen)}",
+        "success_after": f"{totals['after']['success']}/{len(chosen)}",
+        "detection_precision": d["detection_precision"], "detection_recall": d["detection_recall"],
+        "position_error_mm": d["position_error_mm"], "held_accuracy": d["held_accuracy"],
+        "hand_look": d["hand_look"], "seconds_per_full_look": d["seconds_per_perception"],
+        "detection_seeds": f"{DETECTION_HELDOUT.start}-{DETECTION_HELDOUT.start + detection_seeds - 1}",
+        "note": "s per decision; perception excludes rendering (render_s: the simulator's cost)",
+    }
+
+
+# ------------------------------------------------------------------------------ one episode, start to end
+EPISODE = ("put the red block in the green bowl", {"blocks": ["red", "blue"], "bowls": ["green"]})
+_EPISODE_CHILD = """
+import json, sys, time
+spawned, instruction, scene = float(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+import envs.sim as sim
+marks = []
+move_to = sim.SimRobot.move_to
+def timed(self, *a, **k):
+    marks.append(time.time())
+    return move_to(self, *a, **k)
+sim.SimRobot.move_to = timed
+from embodied.runtime.agent import Agent
+agent = Agent.from_config()
+out = {}
+for name in ("cold", "warm"):
+    marks.clear()
+    t0 = spawned if name == "cold" else time.time()
+    result = agent.run(instruction, scene, seed=0)
+    out[name] = {"first_motion_s": marks[0] - t0 if marks else None, "total_s": time.time() - t0,
+                 "success": bool(result.success)}
+agent.close()
+print("EPISODE_TIMES " + json.dumps(out))
+"""
+
+
+def bench_episode(repeats: int = 3, code: Path | str | None = None) -> dict[str, Any]:
+    """Wall time to the first motion and to the end of a one-step instruction with the defaults, as a user
+    meets it: "cold" from spawning a fresh process (imports, model and checkpoint loading, scene set-up,
+    perception, the first decision), "warm" for the next episode in that process. ``code`` times another
+    checkout of embodied (say the code before a change) with the same interpreter, alternating with this one
+    so machine load hits both alike. Medians over ``repeats`` processes."""
+    import json
+    import statistics
+    import subprocess
+    import sys
+
+    roots = {"now": Path(__file__).resolve().parents[1]}
+    if code is not None:
+        roots["other"] = Path(code).resolve()
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in roots}
+    for i in range(repeats):
+        for name, root in roots.items():
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            t0 = time.time()
+            proc = subprocess.run([sys.executable, "-c", _EPISODE_CHILD, str(t0), EPISODE[0], json.dumps(EPISODE[1])],
+                                  cwd=root, env=env, capture_output=True, text=True, timeout=600)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("EPISODE_TIMES ")), None)
+            if proc.returncode or line is None:
+                raise RuntimeError(f"episode process in {root} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+            runs[name].append(json.loads(line.split(" ", 1)[1]))
+            log.info("%s run %d: %s", name, i, runs[name][-1])
+
+    def med(name: str, phase: str, key: str) -> float:
+        return round(statistics.median(r[phase][key] for r in runs[name]), 3)
+
+    report: dict[str, Any] = {"instruction": EPISODE[0], "scene": EPISODE[1], "repeats": repeats}
+    for name in roots:
+        prefix = "" if name == "now" else "other_"
+        report.update({f"{prefix}first_motion_s": med(name, "cold", "first_motion_s"),
+                       f"{prefix}total_s": med(name, "cold", "total_s"),
+                       f"{prefix}warm_first_motion_s": med(name, "warm", "first_motion_s"),
+                       f"{prefix}warm_total_s": med(name, "warm", "total_s"),
+                       f"{prefix}success": f"{sum(r[p]['success'] for r in runs[name] for p in ('cold', 'warm'))}"
+                                           f"/{2 * len(runs[name])}"})
+    if code is not None:
+        report["other_code"] = str(roots["other"])
     return report

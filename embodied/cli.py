@@ -141,7 +141,7 @@ def _config_flags() -> dict[str, dict[str, Any]]:
     return flags
 
 
-def _add_planner_flags(p: argparse.ArgumentParser, sensing: bool = True) -> None:
+def _add_planner_flags(p: argparse.ArgumentParser, sensing: bool = True, infer_goal: bool = True) -> None:
     """--planner, each planner's options (built from its config class), the library, and the agent's sources."""
     from embodied.planners.registry import PLANNERS
 
@@ -154,10 +154,11 @@ def _add_planner_flags(p: argparse.ArgumentParser, sensing: bool = True) -> None
     p.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
                                                 "~/.local/share/embodied/skills.db)")
     p.add_argument("--no-library", action="store_true", help="plan with the primitives only")
-    if sensing:
+    if infer_goal:
         p.add_argument("--infer-goal", action="store_true",
                        help="read the goal from the instruction even when the task has one; judge with the task's "
                             "(reports goal_inference_accuracy)")
+    if sensing:
         p.add_argument("--state", default="perceived", help="perceived (RGB-D perception, default) or ground-truth")
         p.add_argument("--affordance", default="learned", help="learned value functions (default) or analytic "
                                                                "checks")
@@ -313,6 +314,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.bench import bench_grounding
 
         result = bench_grounding(scenes=args.scenes, detection_seeds=args.detection_seeds)
+    elif args.what == "perception":
+        from embodied.bench import bench_perception
+
+        result = bench_perception(args.tasks, n_tasks=args.n, detection_seeds=args.detection_seeds)
+    elif args.what == "episode":
+        from embodied.bench import bench_episode
+
+        result = bench_episode(repeats=args.repeats, code=args.code)
     else:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
@@ -362,7 +371,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     from embodied.library.store import SkillStore, default_library_path
     from embodied.planners.registry import make_planner
+    from embodied.runtime.agent import planner_deps
     from embodied.runtime.learn import LearnConfig, curve, learn, next_iteration
+    from embodied.runtime.sensing import Sensing
     from envs.tabletop import TabletopEnv
 
     config = LearnConfig(iterations=args.iterations, seed=args.seed, run=args.run, verify_seeds=args.verify_seeds)
@@ -372,8 +383,18 @@ def cmd_learn(args: argparse.Namespace) -> int:
     store.check_writable()  # a read-only library is refused now, not after the first iteration's work
     args.library, args.no_library = path, False
     agent_config = _agent_config(args)
-    planner = make_planner(agent_config.planner, agent_config.planner_config())
     env = TabletopEnv(image_size=(args.image_size, args.image_size))
+    sensing = None
+    try:
+        if agent_config.state == "perceived":  # learned in the world it is used in; ground-truth: the ablation
+            sensing = Sensing(env.robot, agent_config.sensing)
+            planner = make_planner(agent_config.planner, agent_config.planner_config(),
+                                   **planner_deps(agent_config.planner, sensing))
+        else:
+            planner = make_planner(agent_config.planner, agent_config.planner_config())
+    except BaseException:
+        env.close()
+        raise
     done = next_iteration(store.learn_log(config.run))  # what the library really holds
     console.print(f"[bold]learn[/] run {config.run!r}, library {path}"
                   + (f" (resuming after {done} iterations)" if done else ""))
@@ -389,7 +410,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, info=f"library {len(store)} skills")
 
         try:
-            history = learn(config, store, planner, env, on_iteration=tick)
+            history = learn(config, store, planner, env, on_iteration=tick, sensing=sensing)
         finally:
             env.close()
     rows = curve(history)
@@ -568,12 +589,17 @@ def build_parser() -> argparse.ArgumentParser:
     vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim", "planner", "grounding"])
+    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode"])
     bench.add_argument("--scenes", type=POSITIVE, default=70, help="held-out scenes of skill executions for `grounding`")
-    bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding`")
+    bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding` and `perception`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
     bench.add_argument("--options", type=POSITIVE, default=53, help="options scored by `bench planner`")
     bench.add_argument("--repeats", type=POSITIVE, default=3)
+    bench.add_argument("--tasks", type=Path, default=Path("benchmarks/generated_100.jsonl"),
+                       help="task file whose first --n tasks `perception` runs")
+    bench.add_argument("--n", type=POSITIVE, default=12, help="episodes for `perception` (each run both ways)")
+    bench.add_argument("--code", type=Path, help="`episode`: also time this other checkout of embodied (say the "
+                                                 "code before a change) in the same run")
     bench.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)
@@ -590,9 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--seed", type=SEED, default=0)
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
     le.add_argument("--verify-seeds", type=POSITIVE, default=3, help="fresh tables a new skill must work on")
-    _add_planner_flags(le, sensing=False)
+    _add_planner_flags(le, infer_goal=False)
     le.add_argument("--out", help="also write curve.json and summary.json here")
-    le.add_argument("--image-size", type=IMAGE_SIZE, default=64)
+    le.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="main camera (the learned models read 128)")
     le.set_defaults(func=cmd_learn)
 
     sk = sub.add_parser("skills", help="curate the skill library: list | show NAME | search QUERY | verify NAME | "

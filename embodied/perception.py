@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -165,7 +166,28 @@ class ObjectHypothesis:
 # ---------------------------------------------------------------------------------------------- geometry
 def classify_colors(rgb: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     """Per pixel (any shape (..., 3) uint8), the index of the nearest named colour in chromaticity space, or
-    -1 where the colour is none of them (the table) or too dark to tell (the Panda's black parts)."""
+    -1 where the colour is none of them (the table) or too dark to tell (the Panda's black parts). Each
+    distinct RGB value is classified once per process and remembered (a frame repeats most of the last
+    one's colours), so a frame costs a table lookup."""
+    key = (config.color_tolerance, config.min_brightness)
+    lut = _COLOR_LUTS.get(key)
+    if lut is None:
+        lut = _COLOR_LUTS[key] = np.full(1 << 24, -2, np.int8)  # -2: not classified yet (16 MiB)
+    flat = rgb.reshape(-1, 3)
+    packed = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
+    label = lut[packed]
+    new = np.unique(packed[label == -2])
+    if len(new):
+        lut[new] = _classify(np.stack([new >> 16, (new >> 8) & 255, new & 255], 1).astype(np.uint8), config)
+        label = lut[packed]
+    return label.astype(np.int64)
+
+
+_COLOR_LUTS: dict[tuple[float, float], np.ndarray] = {}
+
+
+def _classify(rgb: np.ndarray, config: PerceptionConfig) -> np.ndarray:
+    """`classify_colors` computed from scratch for (N, 3) uint8 colours."""
     c = rgb.reshape(-1, 3).astype(np.float32) / 255.0
     s = c.sum(1)
     chroma = c / np.maximum(s, 1e-6)[:, None]  # (N, 3)
@@ -287,12 +309,16 @@ def _robot_mask(points: np.ndarray, proprio: Proprio) -> np.ndarray:
     return (hand | wrist) & ~_between_fingers(points, proprio)
 
 
-def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig) -> _Fused:
-    """Fuse the views into per-colour clouds: crop, colour-label, remove table and hand."""
+def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig,
+          box: tuple[np.ndarray, np.ndarray] | None = None, table_z: float | None = None) -> _Fused:
+    """Fuse the views into per-colour clouds: crop (to the workspace, or to ``box``), colour-label, remove
+    table and hand. ``table_z`` skips the table fit (a crop that holds no table)."""
     pts, labels = [], []
     m = config.workspace_margin
     lo = np.array([WORKSPACE_X[0] - m, WORKSPACE_Y[0] - m, config.table_z - 0.03])
     hi = np.array([WORKSPACE_X[1] + m, WORKSPACE_Y[1] + m, config.table_z + 0.6])
+    if box is not None:
+        lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
     for v in views:
         p = v.points
         with np.errstate(invalid="ignore"):
@@ -301,7 +327,7 @@ def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig) -> 
         labels.append(classify_colors(v.rgb.reshape(-1, 3)[keep], config))
     points = np.concatenate(pts) if pts else np.zeros((0, 3), np.float32)
     label = np.concatenate(labels) if labels else np.zeros(0, int)
-    table_z = _table_height(points[label < 0], config)
+    table_z = _table_height(points[label < 0], config) if table_z is None else table_z
     keep = (label >= 0) & (points[:, 2] > table_z + config.plane_threshold)
     keep &= ~_robot_mask(points, proprio)
     points, label = points[keep], label[keep]
@@ -475,34 +501,82 @@ def perceive(views: Sequence[View], proprio: Proprio, config: PerceptionConfig |
     config = config or PerceptionConfig()
     hyps, _ = detect_objects(views, proprio, config)
     objects = {h.name: h.state() for h in hyps}
-    lo, hi = config.held_gap
-    closed = lo < proprio.gripper_width < hi
-    held = None
-    if closed:
-        inside = [h for h in hyps if h.kind == "block"
-                  and _between_fingers(np.asarray([h.position]), proprio)[0]]
-        if inside:
-            ee = np.asarray(proprio.ee_position)
-            held = min(inside, key=lambda h: float(np.linalg.norm(np.asarray(h.position) - ee))).name
+    closed = _closed(proprio, config)
+    held = _held(hyps, proprio) if closed else None
     if previous is not None:
         for name, obj in previous.objects.items():
             if name in objects:
                 continue
-            if name == previous.held and closed and held is None:
-                # it moved with the hand: same offset in the hand frame
-                d = np.asarray(obj.position) - np.asarray(previous.ee_position)
-                turn = proprio.ee_yaw - previous.ee_yaw
-                c, s = math.cos(turn), math.sin(turn)
-                d = np.array([c * d[0] - s * d[1], s * d[0] + c * d[1], d[2]])
-                pos = tuple(float(v) for v in np.asarray(proprio.ee_position) + d)
-                objects[name] = ObjectState(name, obj.kind, obj.color,  # type: ignore[arg-type]
-                                            pos, obj.yaw + turn)
+            if name == previous.held and closed and held is None:  # it moved with the hand, out of sight
+                objects[name] = _carried(obj, previous, proprio)
                 held = name
             elif name != previous.held and _hidden(obj.position, views):
                 objects[name] = obj
+    return _with_hand(objects, proprio, held)
+
+
+def _closed(proprio: Proprio, config: PerceptionConfig) -> bool:
+    """The fingers are closed on something (the gap is within ``config.held_gap``)."""
+    lo, hi = config.held_gap
+    return lo < proprio.gripper_width < hi
+
+
+def _held(hyps: Sequence[ObjectHypothesis], proprio: Proprio) -> str | None:
+    """The block whose centre lies between the fingers (the nearest to the hand if several)."""
+    inside = [h for h in hyps if h.kind == "block" and _between_fingers(np.asarray([h.position]), proprio)[0]]
+    ee = np.asarray(proprio.ee_position)
+    return min(inside, key=lambda h: float(np.linalg.norm(np.asarray(h.position) - ee))).name if inside else None
+
+
+def _carried(obj: ObjectState, previous: SceneState, proprio: Proprio) -> ObjectState:
+    """Where a held object is now: the same offset in the hand frame as in ``previous``."""
+    d = np.asarray(obj.position) - np.asarray(previous.ee_position)
+    turn = proprio.ee_yaw - previous.ee_yaw
+    c, s = math.cos(turn), math.sin(turn)
+    d = np.array([c * d[0] - s * d[1], s * d[0] + c * d[1], d[2]])
+    pos = tuple(float(v) for v in np.asarray(proprio.ee_position) + d)
+    return ObjectState(obj.name, obj.kind, obj.color, pos, obj.yaw + turn)  # type: ignore[arg-type]
+
+
+def _with_hand(objects: dict[str, ObjectState], proprio: Proprio, held: str | None) -> SceneState:
     ee = tuple(float(v) for v in proprio.ee_position)
     return SceneState(objects=objects, ee_position=ee,  # type: ignore[arg-type]
                       ee_yaw=float(proprio.ee_yaw), gripper_width=float(proprio.gripper_width), held=held)
+
+
+def carry(previous: SceneState, proprio: Proprio, config: PerceptionConfig | None = None) -> SceneState:
+    """The scene predicted from the last look and the joint sensors alone (no images): the hand where the
+    sensors say, a held block moved with it while the fingers stay closed on something, all else in place.
+    What skills see between looks; the fingers opening wide (a slip) ends the hold where it was last seen."""
+    config = config or PerceptionConfig()
+    objects = dict(previous.objects)
+    held = previous.held if previous.held in objects and _closed(proprio, config) else None
+    if held is not None:
+        objects[held] = _carried(objects[held], previous, proprio)
+    return _with_hand(objects, proprio, held)
+
+
+HAND_LOOK = (0.07, 0.06)  # half-width (m) of the box a hand look crops around the fingertips, and its depth below
+
+
+def perceive_hand(views: Sequence[View], proprio: Proprio, previous: SceneState,
+                  config: PerceptionConfig | None = None) -> SceneState:
+    """A look at the hand only (a grasp check): the views cropped to a box around the fingertips, where the
+    held block is measured afresh (its offset between the fingers is what placing corrects for); every
+    other object is carried over from ``previous``. Much cheaper than `perceive`: the crop holds a few
+    hundred points, not the table."""
+    config = config or PerceptionConfig()
+    ee = np.asarray(proprio.ee_position)
+    half, below = HAND_LOOK
+    box = (ee - np.array([half, half, below]), ee + np.array([half, half, 0.03]))
+    fused = _fuse(views, proprio, config, box=box, table_z=config.table_z)  # the crop holds no table
+    hyps = [h for k, pts in sorted(fused.by_color.items())
+            for h in _objects_of_color(k, pts, fused, proprio, config) if h.kind == "block"]
+    held = _held(hyps, proprio) if _closed(proprio, config) else None
+    objects = dict(previous.objects)
+    if held is not None:
+        objects[held] = next(h for h in hyps if h.name == held).state()
+    return _with_hand(objects, proprio, held)
 
 
 def hand_from_proprio(proprio: np.ndarray) -> Proprio:
@@ -514,7 +588,32 @@ def hand_from_proprio(proprio: np.ndarray) -> Proprio:
 
 
 def perceive_robot(robot: Robot, cameras: Cameras, config: PerceptionConfig | None = None,
-                   previous: SceneState | None = None) -> SceneState:
-    """Perceive through a robot's cameras and joint sensors (a simulator or a real arm alike)."""
+                   previous: SceneState | None = None, timing: dict[str, float] | None = None) -> SceneState:
+    """Perceive through a robot's cameras and joint sensors (a simulator or a real arm alike); ``timing``
+    accumulates the seconds spent getting frames ("render") and perceiving them ("perception")."""
     config = config or PerceptionConfig()
-    return perceive(cameras.views(config.image_size), hand_from_proprio(robot.proprio()), config, previous)
+    t0 = time.perf_counter()
+    views = cameras.views(config.image_size)
+    t1 = time.perf_counter()
+    state = perceive(views, hand_from_proprio(robot.proprio()), config, previous)
+    _account(timing, t1 - t0, time.perf_counter() - t1)
+    return state
+
+
+def look_at_hand(robot: Robot, cameras: Cameras, previous: SceneState, config: PerceptionConfig | None = None,
+                 timing: dict[str, float] | None = None) -> SceneState:
+    """`perceive_hand` through a robot's cameras and joint sensors."""
+    config = config or PerceptionConfig()
+    t0 = time.perf_counter()
+    views = cameras.views(config.image_size)
+    t1 = time.perf_counter()
+    state = perceive_hand(views, hand_from_proprio(robot.proprio()), previous, config)
+    _account(timing, t1 - t0, time.perf_counter() - t1)
+    return state
+
+
+def _account(timing: dict[str, float] | None, render: float, perception: float) -> None:
+    if timing is not None:
+        for key, dt in (("render", render), ("perception", perception)):
+            timing[key] = timing.get(key, 0.0) + dt
+        timing["looks"] = timing.get("looks", 0) + 1

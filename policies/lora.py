@@ -1,7 +1,9 @@
 """Low-rank adapters (LoRA) for any torch model's linear layers: small to train on a CPU, small to ship.
 
 ``y = W x + (alpha / r) * B A x`` with ``W`` frozen, ``A`` (r x in) random, ``B`` (out x r) zero at start,
-so an untrained adapter changes nothing."""
+so an untrained adapter changes nothing. Training keeps the adapter beside each layer (``LoRALinear``);
+inference merges it into the weights once at load (``W += (alpha / r) B A``), so a forward costs no more
+than the bare model's."""
 
 from __future__ import annotations
 
@@ -92,11 +94,30 @@ def save_adapter(model: nn.Module, config: LoRAConfig, folder: Path, extra: dict
     return folder
 
 
-def load_adapter(model: nn.Module, folder: Path) -> LoRAConfig:
-    """Wrap ``model`` as the saved config says and load the weights; clear errors for every way it breaks."""
+def merge_lora(model: nn.Module) -> int:
+    """Fold every ``LoRALinear``'s ``scale * B @ A`` into its base weight (float32 math, then the weight's dtype)
+    and put the plain ``nn.Linear`` back: inference runs no adapter beside the layers. Returns the count."""
+    merged = 0
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                w = child.base.weight
+                with torch.no_grad():
+                    w.copy_(w.float() + child.scale * (child.lora_b.float() @ child.lora_a.float()))
+                setattr(module, child_name, child.base)
+                merged += 1
+    return merged
+
+
+def load_adapter(model: nn.Module, folder: Path, merge: bool = True) -> LoRAConfig:
+    """Wrap ``model`` as the saved config says and load the weights; clear errors for every way it breaks.
+    ``merge`` (inference) folds the adapter into the weights; ``merge=False`` keeps it separate to train on."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if getattr(model, "merged_adapter", None):  # a second adapter would land on top of the first one
+        raise CheckpointError(f"the model already has {model.merged_adapter} merged into its weights; "
+                              f"load {folder} into a fresh copy")
     cfg_path, weights = folder / "adapter_config.json", folder / "adapter.safetensors"
     if not cfg_path.exists() or not weights.exists():
         raise CheckpointError(f"no adapter in {folder}: expected adapter_config.json and adapter.safetensors")
@@ -117,6 +138,9 @@ def load_adapter(model: nn.Module, folder: Path) -> LoRAConfig:
     missing = model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
     if missing.unexpected_keys:
         raise CheckpointError(f"{weights}: unexpected tensors {missing.unexpected_keys[:3]}")
+    if merge:
+        merge_lora(model)
+        model.merged_adapter = str(folder)
     return config
 
 

@@ -22,7 +22,7 @@ from embodied.world.gripper import (
 from embodied.world.scene import TABLE_Z, SceneState, in_reach
 from embodied.world.symbolic import abstract, pick_failure
 from skills.base import SkillResult
-from skills.robot import Robot
+from skills.robot import Robot, look
 
 
 def travel_height(state: SceneState) -> float:
@@ -94,7 +94,7 @@ def grasp_and_lift(robot: Robot, block: str, *, force: bool = False) -> SkillRes
         robot.move_to((x, y, high), yaw, FAST)
         return SkillResult(False, "missed grasp", robot.steps - start, {"gap": round(gap, 4)})
     robot.move_to((x, y, high), yaw, SLOW)
-    after = robot.observe()
+    after = look(robot)  # the grasp check: is it between the fingers, and where exactly
     if after.held != block or after.objects[block].position[2] < z + 0.05:
         return SkillResult(False, "dropped", robot.steps - start)
     return SkillResult(True, "", robot.steps - start)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from embodied.world.errors import SkillError
-from embodied.world.scene import suggest
+from embodied.world.scene import SceneState, suggest
 from embodied.world.symbolic import SymbolicState
 from skills.base import Skill, SkillCall, State
 
@@ -128,3 +129,20 @@ def move(call: SkillCall) -> tuple[str, str] | None:
         return None
     skill = _REGISTRY[call.name]
     return skill.move(skill.params(call.args))
+
+
+def effect_holds(call: SkillCall, before: SceneState, after: SceneState) -> bool:
+    """Whether ``after`` shows what ``call`` should have changed from ``before`` (its symbolic effect): every
+    block whose support the effect changes rests where the effect says, and the hand holds what it says. The
+    outcome check on a fresh look, for skills that acted on a state predicted between looks."""
+    from embodied.world.symbolic import AT_XY_TOL, abstract
+
+    start = abstract(before)
+    expected, why = apply(start, call)
+    if why is not None:
+        return False
+    seen = abstract(after)
+    changed = [b for b, s in expected.support.items() if start.support.get(b) != s]
+    near = all(b not in expected.xy or (b in seen.xy and math.dist(seen.xy[b], expected.xy[b]) <= AT_XY_TOL)
+               for b in changed)
+    return seen.held == expected.held and near and all(seen.support.get(b) == expected.support[b] for b in changed)

@@ -18,7 +18,8 @@ class Robot(Protocol):
     ``observe``, ``move_to``, ``set_gripper`` and ``steps``; the runtime also uses ``home`` and ``proprio``."""
 
     def observe(self) -> SceneState:
-        """The latest scene state (objects, end-effector position, gripper width, held object)."""
+        """The latest scene state (objects, end-effector position, gripper width, held object). It may be
+        predicted from the last look and the joint sensors; `look` asks for a fresh one."""
         ...
 
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
@@ -42,6 +43,14 @@ class Robot(Protocol):
     def steps(self) -> int:
         """Control ticks (physics steps in simulation) executed so far, for budgets and reporting."""
         ...
+
+
+def look(robot: Robot) -> SceneState:
+    """A fresh look where a skill needs one (the grasp check after a lift). A robot whose ``observe()`` may
+    answer with a state predicted since its last look (`embodied.runtime.sensing.PerceivingRobot`) offers
+    ``look()``; for any other robot ``observe()`` is already fresh."""
+    fresh = getattr(robot, "look", None)
+    return fresh() if callable(fresh) else robot.observe()
 
 
 @runtime_checkable

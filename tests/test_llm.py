@@ -55,22 +55,23 @@ def tiny(tiny_dir: Path) -> HFLanguageModel:
     return lm
 
 
-@pytest.mark.parametrize("scoring", ["packed", "batched"])
+@pytest.mark.parametrize("scoring", ["tree", "packed", "batched"])
 @pytest.mark.parametrize("batch_size", [64, 2])
 def test_cached_scores_match_naive(tiny: HFLanguageModel, scoring: str, batch_size: int) -> None:
     tiny.scoring, tiny.config.batch_size = scoring, batch_size
+    tiny.config.max_tree_tokens = 2048 if batch_size == 64 else 12  # several tree passes too
     tiny.reset_cache()
     try:
         fast, naive = tiny.score(PROMPT, OPTIONS), tiny.score_naive(PROMPT, OPTIONS)
     finally:
-        tiny.scoring, tiny.config.batch_size = "packed", 64
+        tiny.scoring, tiny.config.batch_size, tiny.config.max_tree_tokens = "tree", 64, 2048
     assert fast.logprob_sum.dtype == np.float64 and fast.n_tokens.tolist() == naive.n_tokens.tolist()
     assert np.abs(fast.logprob_sum - naive.logprob_sum).max() <= 1e-4
     assert np.all(fast.logprob_sum < 0) and len(set(fast.logprob_sum.round(3))) == len(OPTIONS)
     np.testing.assert_allclose(fast.mean, fast.logprob_sum / fast.n_tokens)
 
 
-@pytest.mark.parametrize("scoring", ["packed", "batched"])
+@pytest.mark.parametrize("scoring", ["tree", "packed", "batched"])
 def test_prompt_cache_reuse_equals_fresh(tiny: HFLanguageModel, scoring: str) -> None:
     tiny.scoring = scoring
     prompts = [
@@ -93,7 +94,60 @@ def test_prompt_cache_reuse_equals_fresh(tiny: HFLanguageModel, scoring: str) ->
     before = tiny.stats.tokens
     tiny.score(prompts[1], OPTIONS[:1])  # only the new suffix plus the option run
     assert tiny.stats.tokens - before < len(tiny.tokenize(prompts[1], special=True))
-    tiny.scoring = "packed"
+    tiny.scoring = "tree"
+
+
+def test_tree_runs_each_shared_prefix_once(tiny: HFLanguageModel) -> None:
+    """Options sharing prefixes run their unique tokens only; segment weights split nodes they would share."""
+    from embodied.llm.hf import prefix_tree, tree_chunks
+
+    opts = [[5, 6, 7], [5, 6, 8], [5, 9], [5, 6, 7, 1]]
+    tokens, _, parent, paths = prefix_tree(opts, [[1.0] * len(o) for o in opts])
+    assert tokens == [5, 6, 7, 8, 9, 1] and parent == [-1, 0, 1, 1, 0, 2] and paths[3] == [0, 1, 2, 5]
+    tokens, *_ = prefix_tree([[5, 6], [5, 6]], [[0.0, 1.0], [1.0, 1.0]])
+    assert tokens == [5, 6, 5, 6]  # same ids, different weights: two paths
+    assert tree_chunks(opts, [[1.0] * len(o) for o in opts], 4) == [[0, 1], [2], [3]]  # 4, 2 and 4 nodes
+    ids = tiny._option_ids(OPTIONS)
+    unique = len({tuple(o[: k + 1]) for o in ids for k in range(len(o))})
+    assert unique < sum(map(len, ids))  # " pick" is shared
+    tiny.scoring = "tree"
+    tiny.reset_cache()
+    tiny.score(PROMPT, OPTIONS)
+    before = tiny.stats.tokens
+    tiny.score(PROMPT, OPTIONS)  # the prompt is cached: only the last token and the tree run
+    assert tiny.last_unique_tokens == unique and tiny.stats.tokens - before == 1 + unique
+    segments = [[(" pick", False), (" up the red block", True)], [(" pick", True), (" up the red block", True)]]
+    seg = tiny.score(PROMPT, segments)
+    plain = tiny.score_naive(PROMPT, [" pick", " pick up the red block"]).logprob_sum
+    assert seg.n_tokens[0] == seg.n_tokens[1] - 1
+    assert abs(seg.logprob_sum[0] - (plain[1] - plain[0])) <= 1e-4 and abs(seg.logprob_sum[1] - plain[1]) <= 1e-4
+
+
+def test_merged_adapter_scores_like_the_wrapped_one(tiny_dir: Path, tmp_path: Path) -> None:
+    """A random non-zero adapter folded into the weights at load scores as the wrapped layers do."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from policies.lora import CheckpointError, LoRAConfig, LoRALinear, apply_lora, load_adapter, save_adapter
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    apply_lora(model, LoRAConfig(r=4))
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_b" in name:
+            p.data.normal_(0.0, 0.05)
+    save_adapter(model, LoRAConfig(r=4), tmp_path / "a")
+    scores = {}
+    for merge in (False, True):
+        fresh = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).to(DEVICE)
+        load_adapter(fresh, tmp_path / "a", merge=merge)
+        assert any(isinstance(m, LoRALinear) for m in fresh.modules()) != merge
+        lm = HFLanguageModel(fresh, AutoTokenizer.from_pretrained(tiny_dir))
+        scores[merge] = lm.score(PROMPT, OPTIONS).logprob_sum
+    with pytest.raises(CheckpointError, match="already has"):
+        load_adapter(fresh, tmp_path / "a")  # never folded in twice
+    base = load_language_model(str(tiny_dir), device=DEVICE).score(PROMPT, OPTIONS).logprob_sum
+    assert np.abs(scores[True] - scores[False]).max() <= 1e-4
+    assert np.abs(scores[True] - base).max() > 1e-2  # the adapter does change the scores
 
 
 def test_generate_is_greedy_and_keeps_scores_exact(tiny: HFLanguageModel) -> None:
@@ -142,6 +196,8 @@ def test_bad_specs_and_configs() -> None:
         HFConfig(dtype="float8")
     with pytest.raises(LanguageModelError, match="scoring"):
         HFConfig(scoring="fast")
+    with pytest.raises(LanguageModelError, match="max_tree_tokens"):
+        HFConfig(max_tree_tokens=0)
     if not torch.cuda.is_available():
         with pytest.raises(LanguageModelError, match="CUDA"):
             HFConfig(device="cuda").resolve_device()
@@ -281,6 +337,10 @@ def test_bench_planner_small(smollm2: HFLanguageModel) -> None:
 
     out = bench_planner(smollm2, n_options=8, prompt_tokens=120, option_tokens=12, repeats=1)
     assert {"options", "prompt_tokens", "naive_s", "cached_s", "speedup", "max_abs_diff", "model", "device",
-            "threads"} <= out.keys()  # fmt: skip
-    assert out["max_abs_diff"] <= 1e-4 and out["options"] == 8
+            "threads", "tree_s", "tree_speedup_over_cached", "unique_tokens", "flops_tree", "limit_fraction",
+            "matmul_gflops_float32"} <= out.keys()  # fmt: skip
+    assert out["max_abs_diff"] <= 1e-4 and out["max_abs_diff_tree"] <= 1e-4 and out["same_argmax"]
+    assert out["options"] == 8 and out["scoring"] == "tree"
+    assert out["unique_tokens"] == out["prompt_tokens"] + out["unique_option_tokens"]
+    assert out["unique_option_tokens"] < out["option_tokens_total"] and out["flops_tree"] > 0
     json.dumps(out)

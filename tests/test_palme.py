@@ -294,9 +294,16 @@ def test_finetuned_checkpoint_carries_its_adapter(tmp_path):
     save_adapter(model, cfg, tmp_path)
     back = torch.nn.Sequential()
     back.add_module("q_proj", torch.nn.Linear(8, 8))
-    load_adapter(back, tmp_path)
+    load_adapter(back, tmp_path, merge=False)  # kept apart, to compare the tensors
     a, b = adapter_state(model), adapter_state(back)
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    merged = torch.nn.Sequential()
+    merged.add_module("q_proj", torch.nn.Linear(8, 8))
+    merged.q_proj.load_state_dict(back.q_proj.base.state_dict())
+    load_adapter(merged, tmp_path)  # inference: folded into the weight, a plain Linear again
+    x = torch.randn(3, 8)
+    assert type(merged.q_proj) is torch.nn.Linear
+    torch.testing.assert_close(merged(x), back(x), atol=1e-5, rtol=1e-5)
 
 
 def test_eval_vqa_rejects_seeds_that_overlap_evaluation_and_missing_checkpoints(tmp_path, capsys):
@@ -341,7 +348,7 @@ def test_data_train_and_vqa_round_trip_with_the_adapter(tmp_path):
     assert meta["steps_run"] == 2
     enc = PalmEEncoders.load(out)
     assert enc.config.adapter == "checkpoint" and (out / "adapter.safetensors").exists()
-    lm = load_lm_for(out, enc.config)
+    lm = load_lm_for(out, enc.config, merge=False)  # the adapter kept apart, to read it back
     moved = [v for k, v in adapter_state(lm.model).items() if "lora_b" in k]
     assert moved and all(float(v.float().abs().sum()) > 0 for v in moved)  # they left their zero start
     assert float(enc.state_dict()["encoders.pointcloud.out.bias"].abs().sum()) > 0  # so did the object tokens

@@ -1,5 +1,7 @@
 """`embodied bench planner`: option scoring speed, naive (one pass per option) vs prompt-cached, as JSON.
 
+The prompt-cached modes: packed (the reference before tree scoring), batched and tree (the default).
+
 Run alone: ``python -m embodied.llm.bench --model smollm2 --options 53``.
 """
 
@@ -62,13 +64,49 @@ def planning_options(lm: HFLanguageModel, n: int, option_tokens: int, rng: np.ra
     return out
 
 
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 4, repeats: int = 3) -> float:
+    """Torch matmul throughput (GFLOP/s) of ``n`` x ``n`` products at the current thread count: the ceiling the
+    model's forward passes (matmul-bound on a CPU) are held against."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 * reps / statistics.median(times) / 1e9
+
+
+def tree_flops(lm: HFLanguageModel, prompt_len: int, options: list[str]) -> tuple[int, float]:
+    """(unique option tokens, FLOPs) of tree scoring from an empty cache: 2 * non-embedding params per token
+    run, attention (causal prompt, dense tree mask: 4 * heads * head_dim per query-key pair and layer) and the
+    vocabulary projection of the rows that predict a token (the prompt's last and the tree's inner nodes)."""
+    from embodied.llm.hf import prefix_tree
+
+    ids = lm._option_ids(options)
+    tokens, _, parent, _ = prefix_tree(ids, [[1.0] * len(o) for o in ids])
+    model, cfg = lm.model, lm.model.config
+    emb, out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    body = sum(p.numel() for p in model.parameters()) - emb.numel() - (0 if out is emb else out.numel())
+    width = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    past, n = prompt_len - 1, len(tokens)
+    pairs = past * (past + 1) // 2 + (1 + n) * (past + 1 + n)  # attended query-key pairs: prompt, then tree
+    rows = 1 + len(set(parent))  # the prompt pass keeps one row; the tree keeps its predicting rows
+    flops = 2 * body * (past + 1 + n) + 4 * width * pairs * cfg.num_hidden_layers + 2 * out.numel() * rows
+    return n, float(flops)
+
+
 def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int = 400, option_tokens: int = 12,
                   repeats: int = 3, seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Time naive vs cached scoring of the same options after the same prompt; returns a JSON-able dict.
+    """Time naive, packed ("cached", the reference before tree scoring), batched and tree scoring of the same
+    options after the same prompt; returns a JSON-able dict.
 
-    ``cached_s`` starts from an empty cache each time (the prompt is run too); ``cached_reuse_s`` scores a
-    prompt grown by one plan step on top of the previous prompt's cache, as an episode does. Timings are
-    medians over ``repeats`` interleaved rounds, after a warm-up.
+    ``cached_s`` (packed), ``cached_batched_s`` and ``tree_s`` start from an empty cache each time (the prompt
+    is run too, so it weighs on all three alike); ``cached_reuse_s`` and ``tree_reuse_s`` score a prompt grown by
+    one plan step on top of the previous prompt's cache, as an episode does (mostly option tokens). Timings are
+    medians over ``repeats`` interleaved rounds, after a warm-up. ``limit_fraction`` is the tree pass's FLOP
+    rate over this machine's float32 matmul rate, measured in the same run.
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats}: expected >= 1")
@@ -76,52 +114,72 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
     prompt = planning_prompt(lm, prompt_tokens, rng)
     options = planning_options(lm, n_options, option_tokens, rng)
     grown = prompt + options[0] + "\n2."
-    mode = lm.scoring
-    other = "batched" if mode == "packed" else "packed"
+    default = lm.scoring
 
     def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
         t = time.perf_counter()
         out = fn()
         return time.perf_counter() - t, out
 
-    def cached(scoring: str) -> np.ndarray:
+    def empty(scoring: str) -> np.ndarray:
         lm.scoring = scoring
         lm.reset_cache()  # a fresh prompt: its own forward pass is part of the time
         return lm.score(prompt, options).logprob_sum
 
     lm.score_naive(prompt, options[:2])  # warm-up (allocator, kernels)
-    cached(other)
-    cached(mode)
-    times: dict[str, list[float]] = {"naive": [], mode: [], other: [], "reuse": []}
+    for mode in ("packed", "batched", "tree"):
+        empty(mode)
+    times: dict[str, list[float]] = {k: [] for k in ("naive", "packed", "packed_reuse", "batched", "tree", "tree_reuse")}
+    scores: dict[str, np.ndarray] = {}
+    ran: dict[str, int] = {}  # tokens each mode ran from an empty cache (stats.tokens)
     for _ in range(repeats):  # interleaved, so load from other processes hits every variant alike
-        dt, naive = timed(lambda: lm.score_naive(prompt, options).logprob_sum)
+        dt, scores["naive"] = timed(lambda: lm.score_naive(prompt, options).logprob_sum)
         times["naive"].append(dt)
-        dt, fast = timed(lambda: cached(mode))
-        times[mode].append(dt)
-        dt, other_scores = timed(lambda: cached(other))
-        times[other].append(dt)
-        lm.scoring = mode
-        dt, _ = timed(lambda: lm.score(grown, options))  # on top of the previous prompt's cache
-        times["reuse"].append(dt)
-    lm.scoring = mode
+        for mode in ("packed", "batched", "tree"):
+            before = lm.stats.tokens
+            dt, scores[mode] = timed(lambda mode=mode: empty(mode))
+            times[mode].append(dt)
+            ran[mode] = lm.stats.tokens - before
+            if mode != "batched":  # on top of the cache this prompt left
+                dt, _ = timed(lambda: lm.score(grown, options))
+                times[f"{mode}_reuse"].append(dt)
+    lm.scoring = default
     lm.reset_cache()
-    naive_s, cached_s, reuse_s, other_s = (
-        statistics.median(times[k]) for k in ("naive", mode, "reuse", other)
-    )
+    med = {k: statistics.median(v) for k, v in times.items()}
+    naive = scores["naive"]
+    n_prompt = len(lm.tokenize(prompt, special=True))
+    unique, flops = tree_flops(lm, n_prompt, options)
+    gflops = matmul_gflops(torch.float32)
     return {
         "model": lm.name,
         "device": str(lm.device),
+        "dtype": str(lm.model.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
         "options": n_options,
-        "prompt_tokens": len(lm.tokenize(prompt, special=True)),
+        "prompt_tokens": n_prompt,
         "option_tokens_mean": float(np.mean([len(lm.tokenize(o)) for o in options])),
-        "scoring": mode,
-        "naive_s": round(naive_s, 4),
-        "cached_s": round(cached_s, 4),
-        "cached_reuse_s": round(reuse_s, 4),
-        f"cached_{other}_s": round(other_s, 4),
-        "speedup": round(naive_s / cached_s, 2),
-        "max_abs_diff": float(max(np.abs(naive - fast).max(), np.abs(naive - other_scores).max())),
+        "scoring": default,
+        "naive_s": round(med["naive"], 4),
+        "cached_s": round(med["packed"], 4),
+        "cached_reuse_s": round(med["packed_reuse"], 4),
+        "cached_batched_s": round(med["batched"], 4),
+        "tree_s": round(med["tree"], 4),
+        "tree_reuse_s": round(med["tree_reuse"], 4),
+        "speedup": round(med["naive"] / med["packed"], 2),
+        "tree_speedup_over_naive": round(med["naive"] / med["tree"], 2),
+        "tree_speedup_over_cached": round(med["packed"] / med["tree"], 2),
+        "tree_reuse_speedup_over_cached_reuse": round(med["packed_reuse"] / med["tree_reuse"], 2),
+        "max_abs_diff": float(max(np.abs(naive - scores[m]).max() for m in ("packed", "batched"))),
+        "max_abs_diff_tree": float(np.abs(naive - scores["tree"]).max()),
+        "same_argmax": bool(naive.argmax() == scores["tree"].argmax()),
+        "option_tokens_total": int(sum(len(lm.tokenize(o)) for o in options)),
+        "unique_option_tokens": unique,
+        "unique_tokens": ran["tree"],
+        "packed_tokens": ran["packed"],
+        "flops_tree": flops,
+        "matmul_gflops_float32": round(gflops, 1),
+        "matmul_gflops_bfloat16": round(matmul_gflops(torch.bfloat16, n=512, reps=1, repeats=1), 1),
+        "limit_fraction": round(flops / med["tree"] / (gflops * 1e9), 3),
         "repeats": repeats,
     }
 

@@ -1,14 +1,18 @@
 """The transformers backend: any causal LM (hub id, local folder, the embedded SmolLM2) with scoring that scales.
 
 ``score`` runs the shared prompt once and keeps its KV cache; the options then go through ONE forward pass on
-top of it. Default ("packed"): the options are laid out as one sequence after the prompt's last token, with a
-block-diagonal causal mask and per-option position ids, so each option sees the prompt and only its own
-earlier tokens, and the prompt cache is never copied per option. Fallback ("batched", for attention kernels
-that take no custom 4D mask): a right-padded batch on the prompt cache expanded along the batch. The cache
-also survives across calls: an episode's prompt grows step by step, so only the new suffix is run (cropping
-back to the common token prefix first). ``score_naive`` is the SayCan-notebook way (one forward pass over
-prompt + option per option), kept as the reference and the benchmark baseline. All paths use the same token
-ids and agree to ~1e-5 in float32.
+top of it. Default ("tree", for attention kernels that take a custom 4D mask: sdpa, eager): the options' token
+ids form a prefix tree (a node per unique prefix, keyed on (token id, weight) for segment options), and every
+node runs once, after the prompt's last token, with a tree mask (a node sees the prompt, the last token, its
+ancestors and itself) and position ids past + 1 + depth; an option's log-prob is the sum over its path of
+log p(node | parent), the root's children predicted by the last token's row. SayCan's options share most of
+their tokens (" pick up the", " block and place it in the"), so the pass runs a fraction of them, and only
+the rows that predict a node are projected onto the vocabulary. "packed": the options laid out one after
+another, no sharing, with a block-diagonal causal mask. "batched" (for any attention kernel): a right-padded
+batch on the prompt cache expanded along the batch. The cache also survives across calls: an episode's
+prompt grows step by step, so only the new suffix is run (cropping back to the common token prefix first).
+``score_naive`` is the SayCan-notebook way (one forward pass over prompt + option per option), kept as the
+reference and the benchmark baseline. All paths use the same token ids and agree to ~1e-5 in float32.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PACKED_ATTN = ("sdpa", "eager")  # attention kernels that take a custom 4D mask
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SCORING = ("auto", "tree", "packed", "batched")
 
 
 @dataclass
@@ -46,11 +51,14 @@ class HFConfig:
     """How a transformers model is run; every field has a safe CPU default."""
 
     device: str = "auto"  # "auto": cuda if available, else cpu; a named device that is missing is an error
-    dtype: str = "float32"  # float32 keeps scores exact; bfloat16/float16 halve memory on a GPU
+    dtype: str = "float32"  # float32 keeps scores exact; bfloat16/float16 halve memory on a GPU (on a CPU
+    #                         without bf16/fp16 matmul units, e.g. AVX2, they are ~5x slower and off by ~0.05-0.3)
     threads: int | None = None  # torch CPU threads; None: torch's default, capped at the usable cores
-    scoring: str = "auto"  # "packed": options in one sequence, block mask (sdpa/eager attention only);
-    #                        "batched": padded batch on the expanded prompt cache; "auto": packed if possible
-    batch_size: int = 64  # options per forward pass; bounds memory
+    scoring: str = "auto"  # "tree": the options' prefix tree in one pass, tree mask (sdpa/eager attention only);
+    #                        "packed": options one after another, block mask (sdpa/eager); "batched": padded
+    #                        batch on the expanded prompt cache (any attention); "auto": tree if possible
+    batch_size: int = 64  # options per forward pass in "packed"/"batched"; bounds memory
+    max_tree_tokens: int = 2048  # unique option tokens per "tree" pass (more: several passes); bounds memory
     reuse_prompt_cache: bool = True  # keep the last prompt's KV cache; a grown prompt runs its new tokens
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
 
@@ -59,10 +67,12 @@ class HFConfig:
             raise LanguageModelError(f"HFConfig.dtype={self.dtype!r}: expected one of {sorted(DTYPES)}")
         if self.threads is not None and self.threads < 1:
             raise LanguageModelError(f"HFConfig.threads={self.threads}: expected >= 1 or None")
-        if self.scoring not in ("auto", "packed", "batched"):
-            raise LanguageModelError(f"HFConfig.scoring={self.scoring!r}: expected auto, packed or batched")
+        if self.scoring not in SCORING:
+            raise LanguageModelError(f"HFConfig.scoring={self.scoring!r}: expected one of {', '.join(SCORING)}")
         if self.batch_size < 1:
             raise LanguageModelError(f"HFConfig.batch_size={self.batch_size}: expected >= 1")
+        if self.max_tree_tokens < 1:
+            raise LanguageModelError(f"HFConfig.max_tree_tokens={self.max_tree_tokens}: expected >= 1")
 
     def resolve_device(self) -> torch.device:
         """The torch device to run on; never silently falls back from a device that was asked for."""
@@ -81,6 +91,46 @@ class HFConfig:
 
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def prefix_tree(options: Sequence[Sequence[int]], weights: Sequence[Sequence[float]]
+                ) -> tuple[list[int], list[float], list[int], list[list[int]]]:
+    """The options' prefix tree, one node per unique (token, weight) prefix, parents before children: each
+    node's token, weight and parent (-1: the root, i.e. the prompt's last token), and each option's path."""
+    index: dict[tuple[int, int, float], int] = {}
+    tokens: list[int] = []
+    node_w: list[float] = []
+    parent: list[int] = []
+    paths: list[list[int]] = []
+    for option, w in zip(options, weights, strict=True):
+        at, path = -1, []
+        for key in zip(option, w, strict=True):
+            node = index.get((at, *key))
+            if node is None:
+                node = index[(at, *key)] = len(tokens)
+                tokens.append(key[0])
+                node_w.append(key[1])
+                parent.append(at)
+            path.append(node)
+            at = node
+        paths.append(path)
+    return tokens, node_w, parent, paths
+
+
+def tree_chunks(options: Sequence[Sequence[int]], weights: Sequence[Sequence[float]], budget: int) -> list[list[int]]:
+    """Consecutive groups of option indices whose prefix trees hold at most ``budget`` nodes each (an option
+    longer than that goes alone): the passes of tree scoring."""
+    chunks: list[list[int]] = [[]]
+    seen: set[tuple] = set()
+    for i, (option, w) in enumerate(zip(options, weights, strict=True)):
+        prefixes = [tuple(zip(option[: k + 1], w[: k + 1], strict=True)) for k in range(len(option))]
+        new = [p for p in prefixes if p not in seen]
+        if chunks[-1] and len(seen) + len(new) > budget:
+            chunks.append([])
+            seen, new = set(), prefixes
+        seen.update(new)
+        chunks[-1].append(i)
+    return chunks
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -118,8 +168,9 @@ class HFLanguageModel(LanguageModel):
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # transformers>=5.x renamed it
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
         attn = getattr(model.config, "_attn_implementation", None)
-        auto = "packed" if attn in PACKED_ATTN else "batched"
-        self.scoring = auto if self.config.scoring == "auto" else self.config.scoring  # "packed" or "batched"
+        auto = "tree" if attn in PACKED_ATTN else "batched"
+        self.scoring = auto if self.config.scoring == "auto" else self.config.scoring  # tree, packed or batched
+        self.last_unique_tokens = 0  # option tokens the last scoring call ran (unique ones in "tree" mode)
         eos = [
             tokenizer.eos_token_id,
             getattr(getattr(model, "generation_config", None), "eos_token_id", None),
@@ -223,14 +274,19 @@ class HFLanguageModel(LanguageModel):
                   weights: list[list[float]] | None = None) -> Scores:
         """Score token-id options after ``cache`` + ``last`` (1, H), the prompt's final input embedding;
         ``weights`` (0/1 per option token) leaves given tokens out of the sums."""
-        run = self._packed_pass if self.scoring == "packed" else self._batched_pass
+        run = {"tree": self._tree_pass, "packed": self._packed_pass, "batched": self._batched_pass}[self.scoring]
         weights = weights or [[1.0] * len(o) for o in options]
+        if self.scoring == "tree":
+            chunks = tree_chunks(options, weights, self.config.max_tree_tokens)
+        else:
+            bs = self.config.batch_size
+            chunks = [list(range(s, min(s + bs, len(options)))) for s in range(0, len(options), bs)]
         lp = np.zeros(len(options))
-        for s in range(0, len(options), self.config.batch_size):
-            chunk = options[s : s + self.config.batch_size]
+        self.last_unique_tokens = 0
+        for idx in chunks:
             work = copy.deepcopy(cache)  # the stored prompt cache stays untouched (batch 1: cheap)
-            w = weights[s : s + len(chunk)]
-            lp[s : s + len(chunk)] = run(work, last, chunk, w).double().cpu().numpy()
+            out = run(work, last, [options[i] for i in idx], [weights[i] for i in idx])
+            lp[idx] = out.double().cpu().numpy()
         return Scores(lp, np.array([int(sum(w)) for w in weights], dtype=np.int64))
 
     def _segment_ids(self, options: Sequence[Option]) -> tuple[list[list[int]], list[list[float]]]:
@@ -250,6 +306,46 @@ class HFLanguageModel(LanguageModel):
             weights.append(w)
         return ids, weights
 
+    def _mask(self, allow: torch.Tensor) -> torch.Tensor:
+        """A boolean (Q, K) "may attend" matrix as the additive (1, 1, Q, K) float mask the model takes."""
+        dtype = self.model.dtype
+        mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)
+        return mask[None, None].to(self.device)
+
+    def _tree_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
+                   weights: list[list[float]]) -> torch.Tensor:
+        """The options' prefix tree as one sequence [last, node_1, ..., node_N]: each node runs once and sees the
+        prompt, ``last``, its ancestors and itself; an option sums log p(node | parent) along its path."""
+        past, dev = cache.get_seq_length(), self.device
+        tokens, node_w, parent, paths = prefix_tree(chunk, weights)
+        n = len(tokens)
+        tree = torch.zeros(1 + n, 1 + n, dtype=torch.bool)  # rows/cols: last, nodes; ancestor-or-self
+        tree[0, 0] = True
+        depth = [0] * n
+        for i, p in enumerate(parent):
+            tree[1 + i] = tree[1 + p]  # p = -1 -> row 0: the root (last) is everyone's ancestor
+            tree[1 + i, 1 + i] = True
+            depth[i] = depth[p] + 1 if p >= 0 else 0
+        allow = torch.ones(1 + n, past + 1 + n, dtype=torch.bool)  # (1+N, K): the prompt cache, then the tree
+        allow[:, past:] = tree
+        pred = torch.tensor(parent) + 1  # (N,) the row that predicts each node (0: last)
+        rows = torch.unique(pred)  # sorted: the only rows whose logits are needed (leaves predict nothing)
+        keep = {self._keep_kw: rows.to(dev)} if self._keep_kw == "logits_to_keep" else {}
+        flat = torch.tensor(tokens, device=dev)
+        x = torch.cat([last, self.model.get_input_embeddings()(flat)])[None]  # (1, 1+N, H)
+        pos = (past + torch.tensor([0] + [1 + d for d in depth]))[None].to(dev)  # (1, 1+N)
+        logits = self._forward(cache, inputs_embeds=x, attention_mask=self._mask(allow), position_ids=pos, **keep)
+        logits = logits[0].float()
+        if logits.shape[0] != len(rows):  # a model that took no index tensor: all 1+N rows
+            logits = logits[rows.to(dev)]
+        at = torch.searchsorted(rows, pred).to(dev)  # (N,) each node's predicting row among those kept
+        node_lp = (logits[at, flat] - logits.logsumexp(-1)[at]) * torch.tensor(node_w, device=dev)  # (N,)
+        owner = torch.tensor([i for i, path in enumerate(paths) for _ in path], device=dev)
+        nodes = torch.tensor([j for path in paths for j in path], device=dev)
+        self.stats.tokens += 1 + n
+        self.last_unique_tokens += n
+        return torch.zeros(len(chunk), device=dev).index_add_(0, owner, node_lp[nodes])
+
     def _packed_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
                      weights: list[list[float]]) -> torch.Tensor:
         """All options as one sequence [last, o_1, ..., o_n] with a block mask: each sees the prompt and itself."""
@@ -263,16 +359,15 @@ class HFLanguageModel(LanguageModel):
         allow = torch.ones(1 + s, past + 1 + s, dtype=torch.bool)  # (1+S, K) rows: last, then option tokens
         allow[0, past + 1 :] = False
         allow[1:, past + 1 :] = (owner[:, None] == owner[None]) & (offset[:, None] >= offset[None])
-        dtype = self.model.dtype
-        mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[None, None]
         x = torch.cat([last, self.model.get_input_embeddings()(flat)])[None]  # (1, 1+S, H)
         pos = torch.cat([torch.tensor([past]), past + 1 + offset])[None].to(dev)  # (1, 1+S)
-        logits = self._forward(cache, inputs_embeds=x, attention_mask=mask.to(dev), position_ids=pos)
+        logits = self._forward(cache, inputs_embeds=x, attention_mask=self._mask(allow), position_ids=pos)
         logits = logits[0].float()  # (1+S, V)
         rows = torch.where(offset == 0, 0, torch.arange(s)).to(dev)  # (S,) the row that predicts each token
         tok = logits[rows, flat] - logits.logsumexp(-1)[rows]  # (S,) log p(token)
         tok = tok * torch.tensor([x for w in weights for x in w], device=dev)  # given tokens count 0
         self.stats.tokens += 1 + s
+        self.last_unique_tokens += s
         return torch.zeros(n, device=dev).index_add_(0, owner.to(dev), tok)
 
     def _batched_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
@@ -296,6 +391,7 @@ class HFLanguageModel(LanguageModel):
         for i, wi in enumerate(weights):
             w[i, : len(wi)] = torch.tensor(wi)
         self.stats.tokens += n + int(valid.sum())
+        self.last_unique_tokens += int(valid.sum())
         return (tok * valid * w.to(dev)).sum(1)
 
     # --- the LanguageModel API ---------------------------------------------------------------------------

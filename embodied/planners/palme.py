@@ -76,15 +76,16 @@ def question_prompt(question: str, history: Sequence[Step], n_objects: int, flag
     return "\n".join(lines + [f"Question: {question}", "Answer:"])
 
 
-def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> LanguageModel:
-    """The LM with an adapter ("default": the shipped planner LoRA, "none", or a folder), every parameter frozen."""
+def load_frozen_lm(llm: str = "smollm2", adapter: str = "default", merge: bool = True) -> LanguageModel:
+    """The LM with an adapter ("default": the shipped planner LoRA, "none", or a folder), every parameter frozen;
+    ``merge`` folds the adapter into the weights (fast inference), ``merge=False`` keeps it to fine-tune it."""
     from embodied.llm.base import load_language_model
     from policies.lora import adapter_folder, load_adapter
 
     lm = load_language_model(llm)
     folder = adapter_folder(adapter, llm)
     if folder is not None:
-        load_adapter(lm.model, folder)
+        load_adapter(lm.model, folder, merge=merge)
     for p in lm.model.parameters():
         p.requires_grad_(False)
     lm.model.eval()
@@ -93,11 +94,11 @@ def load_frozen_lm(llm: str = "smollm2", adapter: str = "default") -> LanguageMo
     return lm
 
 
-def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "") -> LanguageModel:
+def load_lm_for(checkpoint: Path | str, config: PalmEConfig, llm: str = "", merge: bool = True) -> LanguageModel:
     """The LM a PaLM-E checkpoint speaks to: its adapter is the checkpoint's own (``adapter == "checkpoint"``,
     the fine-tuned variant), a named one, or none; frozen either way. ``llm`` overrides the model spec."""
     adapter = str(checkpoint) if config.adapter == "checkpoint" else config.adapter
-    return load_frozen_lm(llm or config.llm, adapter)
+    return load_frozen_lm(llm or config.llm, adapter, merge)
 
 
 @dataclass

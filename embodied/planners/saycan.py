@@ -72,6 +72,7 @@ class SayCanPlanner:
 
     name = "saycan"
     config_class = SayCanConfig
+    plain_lm = True  # takes `config.llm` as `load_language_model` gives it: the runtime may load it ahead
 
     def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None,
                  affordances: AffordanceProvider | None = None, **overrides: Any) -> None:
@@ -102,7 +103,7 @@ class SayCanPlanner:
         model = getattr(self.lm, "model", None)
         if model is None:
             raise EmbodiedError(f"adapter {folder} needs a local transformers model, not {self.lm.name!r}")
-        load_adapter(model, folder)
+        load_adapter(model, folder, merge=True)  # folded into the weights: no adapter beside every layer
         reset = getattr(self.lm, "reset_cache", None)
         if reset:
             reset()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class AgentConfig:
     state: str = "perceived"  # RGB-D perception, or the simulator's "ground-truth" poses (ablation)
     affordance: str = "learned"  # learned value functions, or the skills' "analytic" pre-checks
     success: str = "learned"  # the learned success detector, or the skills' "analytic" self-report
+    looks: str = "decision"  # perceive once per decision and for grasp checks, or on "every-observe" (benchmarks)
     library: str | None = DEFAULT_LIBRARY  # skill library to retrieve from: "default", a path, or None
     image_size: int = 128  # side of the main camera's images (px)
     infer_goal: bool = False  # read the goal from the instruction even when a task has one (judged by the task's)
@@ -58,7 +60,7 @@ class AgentConfig:
 
     @property
     def sensing(self) -> SensingConfig:
-        return SensingConfig(state=self.state, affordance=self.affordance, success=self.success)
+        return SensingConfig(state=self.state, affordance=self.affordance, success=self.success, looks=self.looks)
 
     def library_path(self) -> str | None:
         """The resolved library path (None: primitives only)."""
@@ -105,14 +107,20 @@ class Agent:
 
         config = dataclasses.replace(config, **overrides) if config else AgentConfig(**overrides)
         planner_config = config.planner_config()
-        env = TabletopEnv(image_size=(config.image_size, config.image_size))
-        try:
-            sensing = Sensing(env.robot, config.sensing)
-            planner = make_planner(config.planner, planner_config, **_planner_deps(config.planner, sensing))
-            reader = GoalReader(lm=getattr(planner, "lm", None))
-        except BaseException:
-            env.close()
-            raise
+        with ThreadPoolExecutor(1, thread_name_prefix="load-llm") as pool:
+            # the language model (the longest load) in parallel with the scene and the sensors
+            lm = _load_lm(pool, config.planner, planner_config)
+            env = TabletopEnv(image_size=(config.image_size, config.image_size))
+            try:
+                sensing = Sensing(env.robot, config.sensing)
+                deps = planner_deps(config.planner, sensing)
+                if lm is not None:
+                    deps["lm"] = lm.result()
+                planner = make_planner(config.planner, planner_config, **deps)
+                reader = GoalReader(lm=getattr(planner, "lm", None))
+            except BaseException:
+                env.close()
+                raise
         return cls(config, planner, env, sensing, reader)
 
     def task(self, instruction: str, scene: SceneSpec | dict | None = None, *, seed: int = 0,
@@ -190,7 +198,22 @@ def _fields(config: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
 
 
-def _planner_deps(name: str, sensing: Sensing) -> dict[str, Any]:
+def _load_lm(pool: ThreadPoolExecutor, name: str, planner_config: Any) -> Future | None:
+    """Start loading the planner's language model on ``pool`` when it takes ``config.llm`` as loaded
+    (``plain_lm = True``: SayCan; PaLM-E loads its own with its checkpoint's adapter)."""
+    import inspect
+
+    from embodied.planners.registry import planner_class
+
+    spec, cls = getattr(planner_config, "llm", None), planner_class(name)
+    if not getattr(cls, "plain_lm", False) or not spec or "lm" not in inspect.signature(cls).parameters:
+        return None
+    from embodied.llm.base import load_language_model
+
+    return pool.submit(load_language_model, spec)
+
+
+def planner_deps(name: str, sensing: Sensing) -> dict[str, Any]:
     """What the runtime hands a planner besides its config: the affordance source the agent chose."""
     import inspect
 

@@ -186,11 +186,11 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         if decision.note:
             step["note"] = decision.note
         if sensing is not None:  # the planner hears the success detector, not the skill's self-report
-            after_obs = sensing.observation()
-            told, p = sensing.judge(obs, after_obs, state, decision.call, outcome)
+            after_obs, after = sensing.observation(), sensing.state()
+            told, p = sensing.judge(obs, after_obs, state, decision.call, outcome, state_after=after)
             step["detected"] = {"p_success": round(p, 4), "success": told.success}
             outcome = told
-            obs, state = after_obs, sensing.state()
+            obs, state = after_obs, after
         else:
             state = robot.observe()
         result.steps.append(step)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 RESULTS, REPORT, CONFIG, LOCK = "results.jsonl", "report.json", "config.json", "eval.lock"
 # Keys of `Agent.describe()` that change what an episode does; a resume must match all of them.
-RESULT_KEYS: tuple[str, ...] = ("planner", "planner_config", "state", "affordance", "success", "library",
+RESULT_KEYS: tuple[str, ...] = ("planner", "planner_config", "state", "affordance", "success", "looks", "library",
                                 "infer_goal", "image_size")
 # A results row without these cannot be reported on or matched to its task.
 ROW_FIELDS: dict[str, type | tuple[type, ...]] = {

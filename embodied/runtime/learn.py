@@ -23,6 +23,7 @@ from embodied.library.store import LibraryError, SkillRecord, SkillStore, now
 from embodied.planners.base import Planner
 from embodied.planners.prompting import initial_state
 from embodied.runtime.episode import run_episode
+from embodied.runtime.sensing import Sensing
 from embodied.runtime.verify import fresh_seeds, verify
 from embodied.world.errors import EmbodiedError
 from embodied.world.seeds import LEARN
@@ -119,16 +120,21 @@ def next_iteration(history: list[dict[str, Any]]) -> int:
 
 
 def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: TabletopEnv,
-          on_iteration: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) ``config.iterations`` iterations; returns the whole log of the run. A library that
-    cannot be written is refused before the first iteration; one that fails later raises a `LibraryError`
-    saying which iteration was not saved (the next run resumes after the last one stored)."""
+          on_iteration: Callable[[dict[str, Any]], None] | None = None,
+          sensing: Sensing | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) ``config.iterations`` iterations; returns the whole log of the run. With ``sensing``
+    (as `embodied run` has it: perceived state, learned success) the episodes and the verification of new
+    skills act on what the robot perceives, so the library is learned in the world it is used in; without,
+    on the simulator's state. A library that cannot be written is refused before the first iteration; one
+    that fails later raises a `LibraryError` saying which iteration was not saved (the next run resumes
+    after the last one stored)."""
     store.check_writable()
     key = f"learn:{config.run}"
     stored = store.meta(key)
+    identity = {**config.identity(), **(sensing.describe() if sensing is not None else {"state": "ground-truth"})}
     if stored is None:
-        store.set_meta(key, json.dumps(config.identity(), sort_keys=True))
-    elif json.loads(stored) != config.identity():
+        store.set_meta(key, json.dumps(identity, sort_keys=True))
+    elif json.loads(stored) != identity:
         raise LibraryError(f"run {config.run!r} in {store.path} was started with {stored}; resume it with the "
                            "same settings, or start another with --run NAME")
     history = store.learn_log(config.run)
@@ -143,7 +149,7 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
         family, level = propose(history, rng, config)
         seed = LEARN.start + config.seed * 100_000 + it
         task = generate(family, seed)
-        result = run_episode(env, task, planner)
+        result = run_episode(env, task, planner, sensing=sensing)
         used = result.extra.get("library_skills", [])
         row: dict[str, Any] = {"task": task.id, "family": family, "level": level, "instruction": task.instruction,
                                "solved": result.success, "reason": result.reason,
@@ -174,7 +180,7 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
                                 "matching_colours": _matching(draft.binding)})
                 if draft.name in store.names():
                     record.attempts = 0  # a new version starts its statistics afresh
-                check = verify(record, env, fresh_seeds(record, config.verify_seeds))
+                check = verify(record, env, fresh_seeds(record, config.verify_seeds), sensing=sensing)
                 record.attempts, record.successes, record.last_verified = check.attempts, check.successes, now()
                 row["verify"] = {"seeds": check.seeds, "successes": check.successes, "failures": check.failures}
                 if check.rate >= config.min_verify_rate:

@@ -5,8 +5,8 @@ clouds, or the skill's self-report). With perception on, skills see the perceive
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import SceneState, suggest
 from skills import SkillCall, SkillResult
+from skills.registry import effect_holds
 from skills.robot import Cameras, Robot
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 STATES = ("perceived", "ground-truth")
 SUCCESS = ("learned", "analytic")
 AFFORDANCES = ("learned", "analytic")
+LOOKS = ("decision", "every-observe")
 
 
 @dataclass
@@ -31,6 +33,8 @@ class SensingConfig:
     state: str = "perceived"  # "perceived": open3d perception of RGB-D views; "ground-truth": simulator poses
     affordance: str = "learned"  # "learned" value functions or the skills' "analytic" pre-checks
     success: str = "learned"  # step outcome from the "learned" detector or the skill's "analytic" self-report
+    looks: str = "decision"  # "decision": perceive once per decision plus grasp checks; "every-observe": on
+    #                          every observe() a skill makes (the pre-fast-loop behaviour, for benchmarks)
 
     def __post_init__(self) -> None:
         for field_, value, known in (("state", self.state, STATES), ("affordance", self.affordance, AFFORDANCES),
@@ -38,18 +42,30 @@ class SensingConfig:
             if value not in known:
                 raise EmbodiedError(f"--{field_} {value!r} is not known{suggest(value, known)}; "
                                     f"choose {' or '.join(known)}")
+        if self.looks not in LOOKS:
+            raise EmbodiedError(f"SensingConfig.looks={self.looks!r}: expected one of {LOOKS}")
 
 
 class PerceivingRobot:
     """A robot whose ``observe()`` is answered by perception, so skills aim at perceived poses; everything
-    else goes to the robot itself."""
+    else goes to the robot itself. Between looks, ``observe()`` is the scene carried forward by the joint
+    sensors (`embodied.perception.carry`: a held block moves with the hand); ``look()`` is the fresh look a
+    grasp check asks for; opening the fingers leaves a held block where the hand let go of it."""
 
-    def __init__(self, robot: Robot, perceive: Callable[[], SceneState]) -> None:
+    def __init__(self, robot: Robot, sensing: Sensing) -> None:
         self._robot = robot
-        self._perceive = perceive
+        self._sensing = sensing
 
     def observe(self) -> SceneState:
-        return self._perceive()
+        return self._sensing.tracked()
+
+    def look(self) -> SceneState:
+        return self._sensing.look()
+
+    def set_gripper(self, open_: bool, width: float = 0.08) -> float:
+        if open_:
+            self._sensing.release()
+        return self._robot.set_gripper(open_, width)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._robot, name)
@@ -57,7 +73,13 @@ class PerceivingRobot:
 
 class Sensing:
     """One episode's sensors on a robot and its cameras: call `reset()` before the episode, `state()` before
-    each decision and `judge(...)` after each skill; skills act on `robot` (perceived when perception is on)."""
+    each decision and `judge(...)` after each skill; skills act on `robot` (perceived when perception is on).
+
+    Perception runs once per decision (`state()`, only if the robot moved since the last one) and for a
+    skill's grasp check (a look at the hand only); ``looks="every-observe"`` perceives the whole scene on
+    every ``observe()`` instead, as before the fast loop (kept to measure against). ``timing`` sums the
+    seconds spent getting frames ("render": the simulator's cost; a real camera delivers them) and
+    perceiving them ("perception"), and counts the looks."""
 
     def __init__(self, robot: Robot, config: SensingConfig | None = None, cameras: Cameras | None = None) -> None:
         from embodied.grounding import make_affordance, make_success_detector
@@ -67,24 +89,58 @@ class Sensing:
         self.cameras: Cameras = cameras if cameras is not None else robot  # type: ignore[assignment]
         if not isinstance(self.cameras, Cameras):
             raise EmbodiedError(f"{type(robot).__name__} has no cameras (views(), observation()): pass cameras=")
-        self.robot: Robot = PerceivingRobot(robot, self._perceive) if self.config.state == "perceived" else robot
+        self.robot: Robot = PerceivingRobot(robot, self) if self.config.state == "perceived" else robot
         self.detector = make_success_detector(self.config.success)
         self.affordances = make_affordance(self.config.affordance)  # what the planner weights its options by
-        self.previous: SceneState | None = None
+        self.timing: dict[str, float] = {}
+        self.reset()
 
     def reset(self) -> None:
         """Forget the last episode's perceived objects."""
-        self.previous = None
+        self.known: SceneState | None = None  # the last look, carried forward by the joint sensors
+        self._known_at = self._looked_at = -1  # robot steps when ``known`` was updated / last fully perceived
 
     def _perceive(self) -> SceneState:
         from embodied.perception import perceive_robot
 
-        self.previous = perceive_robot(self.raw, self.cameras, previous=self.previous)
-        return self.previous
+        self.known = perceive_robot(self.raw, self.cameras, previous=self.known, timing=self.timing)
+        self._known_at = self._looked_at = self.raw.steps
+        return self.known
+
+    def tracked(self) -> SceneState:
+        """What a skill's ``observe()`` sees: the last look carried to the hand's pose now (perceived afresh
+        when there is no look yet, or with ``looks="every-observe"``)."""
+        from embodied.perception import carry, hand_from_proprio
+
+        if self.known is None or self.config.looks == "every-observe":
+            return self._perceive()
+        if self.raw.steps != self._known_at:
+            self.known = carry(self.known, hand_from_proprio(self.raw.proprio()))
+            self._known_at = self.raw.steps
+        return self.known
+
+    def look(self) -> SceneState:
+        """A grasp check: the hand looked at afresh, everything else carried over."""
+        from embodied.perception import look_at_hand
+
+        if self.known is None or self.config.looks == "every-observe":
+            return self._perceive()
+        self.known = look_at_hand(self.raw, self.cameras, self.tracked(), timing=self.timing)
+        self._known_at = self.raw.steps
+        return self.known
+
+    def release(self) -> None:
+        """The fingers are about to open: a held block stays where the hand holds it now."""
+        if self.known is not None and self.known.held is not None and self.config.looks != "every-observe":
+            self.known = dataclasses.replace(self.tracked(), held=None)
 
     def state(self) -> SceneState:
-        """The scene as the agent knows it right now."""
-        return self.robot.observe()
+        """The scene as the agent knows it right now: perceived, unless nothing moved since the last look."""
+        if self.config.state != "perceived":
+            return self.robot.observe()
+        if self.known is not None and self.raw.steps == self._looked_at:
+            return self.known
+        return self._perceive()
 
     def observation(self) -> dict[str, np.ndarray]:
         """The raw sensors (rgb, depth, points, proprio) the learned models read."""
@@ -95,8 +151,16 @@ class Sensing:
         self.raw.home()
 
     def judge(self, before: dict[str, np.ndarray], after: dict[str, np.ndarray], state_before: SceneState,
-              call: SkillCall, result: SkillResult) -> tuple[SkillResult, float]:
-        """The outcome the planner is told: the detector's verdict, with the skill's reason where they agree."""
+              call: SkillCall, result: SkillResult, state_after: SceneState | None = None
+              ) -> tuple[SkillResult, float]:
+        """The outcome the planner is told: the detector's verdict, with the skill's reason where they agree.
+        With perception on, the skill's self-report is first checked against ``state_after`` (a fresh look
+        after the skill): skills act on a state predicted between looks, so "released over the bowl" is
+        only a success if the bowl is where the block is seen afterwards."""
+        if result.success and state_after is not None and self.config.state == "perceived" \
+                and not effect_holds(call, state_before, state_after):
+            result = SkillResult(False, "the look afterwards does not show it done", result.steps,
+                                 dict(result.details))
         p = float(self.detector.success(before, after, state_before, call, result=result))
         model = getattr(self.detector, "model", None)
         ok = p >= float(getattr(getattr(model, "config", None), "threshold", 0.5))
@@ -105,4 +169,5 @@ class Sensing:
         return SkillResult(ok, reason, result.steps, dict(result.details)), p
 
     def describe(self) -> dict[str, Any]:
-        return {"state": self.config.state, "affordance": self.config.affordance, "success": self.config.success}
+        return {"state": self.config.state, "affordance": self.config.affordance, "success": self.config.success,
+                "looks": self.config.looks}

@@ -14,6 +14,7 @@ from embodied.library.abstraction import instantiate
 from embodied.library.api import API_METHODS, LiveAPI
 from embodied.library.executor import Budget, run_skill
 from embodied.library.store import SkillRecord
+from embodied.runtime.sensing import Sensing
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS
 from embodied.world.seeds import VERIFY
 from embodied.world.tasks import SceneSpec, Task
@@ -73,14 +74,19 @@ def verification_task(record: SkillRecord, seed: int) -> tuple[Task, dict[str, s
 
 
 def verify(record: SkillRecord, env: TabletopEnv, seeds: Sequence[int],
-           on_seed: Callable[[int, bool, str], None] | None = None) -> Verification:
-    """Run the skill on each seed's table: success = the code finished and the postcondition holds
-    (without a postcondition, that every primitive it called worked)."""
+           on_seed: Callable[[int, bool, str], None] | None = None, sensing: Sensing | None = None) -> Verification:
+    """Run the skill on each seed's table: success = the code finished and the postcondition holds on the
+    simulator's physical state (without a postcondition, that every primitive it called worked). With
+    ``sensing`` the skill's code acts on the perceived state, as it will when an agent uses it."""
     out = Verification(list(seeds))
     for seed in seeds:
         task, binding = verification_task(record, seed)
         env.reset(seed=seed, options={"task": task})
-        result = run_skill(record.code, LiveAPI(env.robot), binding, API_METHODS, Budget())
+        robot = env.robot
+        if sensing is not None:
+            sensing.reset()
+            robot = sensing.robot
+        result = run_skill(record.code, LiveAPI(robot), binding, API_METHODS, Budget())
         ok, why = result.success, result.reason
         if ok and task.goal and not env.evaluate()["success"]:
             ok, why = False, "finished, but the postcondition does not hold"

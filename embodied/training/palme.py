@@ -294,7 +294,8 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
 
     if init is not None:  # continue from a checkpoint (its relation trunk is trained already)
         encoders = PalmEEncoders.load(init)
-        lm = load_lm_for(init, encoders.config)
+        keep = config.lora or encoders.config.adapter == "checkpoint"  # fine-tuned or saved again: unmerged
+        lm = load_lm_for(init, encoders.config, merge=not keep)
         prefix = MultimodalPrefix(lm)
         earlier = encoders.config.meta
         relation_accuracy = float(earlier.get("relation_accuracy", 0.0))
@@ -302,7 +303,7 @@ def train(data: Path | Sequence[Path], out: Path = DEFAULT_CHECKPOINT, config: T
             log.info("growing %s's objects from %d to %d tokens", init, encoders.config.pointcloud.n_tokens, obj_tokens)
             encoders = encoders.grow_object_tokens(obj_tokens, prefix.word)
     else:
-        lm = load_frozen_lm(llm, adapter)
+        lm = load_frozen_lm(llm, adapter, merge=not config.lora)  # the LoRA fine-tune continues the adapter
         prefix = MultimodalPrefix(lm)
         encoders = PalmEEncoders(PalmEConfig(hidden_size=lm.hidden_size, pointcloud=pointcloud, llm=llm,
                                              adapter=adapter))
