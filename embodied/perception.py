@@ -106,6 +106,9 @@ class PerceptionConfig:
     workspace_margin: float = 0.10
     # finger gap range (m) meaning "closed on a block": below it the hand closed on nothing, above it is open
     held_gap: tuple[float, float] = (0.025, 0.052)
+    # classify each distinct RGB value once per process (a lookup table); False: every pixel of every frame,
+    # as before the fast loop (same labels, ~10x the time; kept so benchmarks can measure against it)
+    color_lut: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.image_size, int) or not 32 <= self.image_size <= 1024:
@@ -126,6 +129,8 @@ class PerceptionConfig:
                 raise PerceptionError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.table_z, int | float) or not math.isfinite(self.table_z):
             raise PerceptionError(f"table_z must be a finite number, got {self.table_z!r}")
+        if not isinstance(self.color_lut, bool):
+            raise PerceptionError(f"color_lut must be True or False, got {self.color_lut!r}")
         lo, hi = self.held_gap if isinstance(self.held_gap, tuple) and len(self.held_gap) == 2 else (-1, -1)
         if not 0 < lo < hi <= 0.08:
             raise PerceptionError(f"held_gap must be (low, high) with 0 < low < high <= 0.08, "
@@ -169,6 +174,8 @@ def classify_colors(rgb: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     -1 where the colour is none of them (the table) or too dark to tell (the Panda's black parts). Each
     distinct RGB value is classified once per process and remembered (a frame repeats most of the last
     one's colours), so a frame costs a table lookup."""
+    if not config.color_lut:
+        return _classify(rgb, config)
     key = (config.color_tolerance, config.min_brightness)
     lut = _COLOR_LUTS.get(key)
     if lut is None:

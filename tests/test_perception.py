@@ -176,3 +176,62 @@ def test_benchmark_reports_every_case() -> None:
     assert report["detection_recall"] >= 0.9 and report["detection_precision"] >= 0.9
     assert set(report["by_case"]) == {"isolated", "stacked", "in_bowl", "occluded", "held"}
     assert 0 < report["seconds_per_perception"] < 5
+
+
+def test_a_decision_looks_once_and_the_grasp_check_looks_at_the_hand(env) -> None:
+    """The fast loop: a pick-and-place under perception takes the decision's look and one look at the hand
+    (not a full perception per `observe()`), lands where the truth says, and the next look confirms it."""
+    from embodied.runtime.sensing import Sensing, SensingConfig
+    from skills import SkillCall
+    from skills.registry import effect_holds
+
+    task = make_task(["red", "blue", "green"], ["yellow"], [["on", "red block", "blue block"]], seed=11)
+    counts = {}
+    for looks in ("decision", "every-observe"):
+        env.reset(seed=11, options={"task": task})
+        sensing = Sensing(env.robot, SensingConfig(affordance="analytic", success="analytic", looks=looks))
+        before = sensing.state()
+        assert sensing.state() is before  # nothing moved: no new look
+        call = SkillCall("pick_and_place", {"block": "red block", "target": "blue block"})
+        skill = get_skill(call.name)
+        assert skill.execute(sensing.robot, skill.params(call.args)).success
+        counts[looks] = sensing.timing["looks"]
+        sensing.settle()
+        after = sensing.state()
+        assert_matches(after, env.scene_state(), tol=0.006)
+        assert effect_holds(call, before, after)
+        assert not effect_holds(call, before, before)  # the same look again shows nothing done
+        assert sensing.timing["render"] > 0 and sensing.timing["perception"] > 0
+    assert counts["decision"] == 2  # the decision's look and the grasp check's look at the hand
+    assert counts["every-observe"] >= 6
+
+
+def test_carry_moves_the_held_block_with_the_hand_and_drops_it_on_a_slip() -> None:
+    from embodied.perception import carry
+
+    block = ObjectState("red block", "block", "red", (0.5, 0.0, TABLE_Z + 0.10), 0.0)
+    bowl = ObjectState("green bowl", "bowl", "green", (0.4, 0.2, TABLE_Z), 0.0)
+    held = SceneState(objects={"red block": block, "green bowl": bowl}, ee_position=(0.5, 0.0, TABLE_Z + 0.12),
+                      ee_yaw=0.0, gripper_width=0.04, held="red block")
+    moved = carry(held, Proprio((0.4, 0.2, TABLE_Z + 0.22), np.pi / 2, 0.04))
+    assert moved.held == "red block"
+    assert moved.objects["red block"].position == pytest.approx((0.4, 0.2, TABLE_Z + 0.20), abs=1e-9)
+    assert moved.objects["red block"].yaw == pytest.approx(np.pi / 2)
+    assert moved.objects["green bowl"] == bowl
+    slipped = carry(held, Proprio((0.4, 0.2, TABLE_Z + 0.22), 0.0, 0.001))  # the fingers closed on nothing
+    assert slipped.held is None and slipped.objects["red block"] == block
+
+
+@pytest.mark.slow
+def test_bench_perception_and_episode_report_their_keys() -> None:
+    from embodied.bench import bench_episode, bench_perception
+
+    r = bench_perception(n_tasks=2, detection_seeds=1)
+    for key in ("perception_s_before", "perception_s_after", "render_s", "detection_recall", "position_error_mm"):
+        assert isinstance(r[key], float), key
+    assert r["looks_per_decision_after"] < r["looks_per_decision_before"]
+    assert r["success_after"] == r["success_before"] == "2/2"
+    assert r["detection_recall"] >= 0.9 and r["hand_look"]["held_accuracy"] == 1.0
+    e = bench_episode(repeats=1)
+    assert e["success"] == "2/2" and 0 < e["first_motion_s"] < e["total_s"]
+    assert 0 < e["warm_first_motion_s"] < e["warm_total_s"]

@@ -3,11 +3,11 @@
 ``score`` runs the shared prompt once and keeps its KV cache; the options then go through ONE forward pass on
 top of it. Default ("tree", for attention kernels that take a custom 4D mask: sdpa, eager): the options' token
 ids form a prefix tree (a node per unique prefix, keyed on (token id, weight) for segment options), and every
-node runs once, after the prompt's last token, with a tree mask (a node sees the prompt, the last token, its
-ancestors and itself) and position ids past + 1 + depth; an option's log-prob is the sum over its path of
-log p(node | parent), the root's children predicted by the last token's row. SayCan's options share most of
-their tokens (" pick up the", " block and place it in the"), so the pass runs a fraction of them, and only
-the rows that predict a node are projected onto the vocabulary. "packed": the options laid out one after
+node with children runs once, after the prompt's last token, with a tree mask (a node sees the prompt, the last
+token, its ancestors and itself) and position ids past + 1 + depth; an option's log-prob is the sum over its
+path of log p(node | parent), the root's children predicted by the last token's row. Leaves are never run:
+their parent's row predicts them and nothing attends to them. SayCan's options share most of
+their tokens (" pick up the", " block and place it in the"), so the pass runs a fraction of them. "packed": the options laid out one after
 another, no sharing, with a block-diagonal causal mask. "batched" (for any attention kernel): a right-padded
 batch on the prompt cache expanded along the batch. The cache also survives across calls: an episode's
 prompt grows step by step, so only the new suffix is run (cropping back to the common token prefix first).
@@ -314,36 +314,39 @@ class HFLanguageModel(LanguageModel):
 
     def _tree_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],
                    weights: list[list[float]]) -> torch.Tensor:
-        """The options' prefix tree as one sequence [last, node_1, ..., node_N]: each node runs once and sees the
-        prompt, ``last``, its ancestors and itself; an option sums log p(node | parent) along its path."""
+        """The options' prefix tree as one sequence [last, inner nodes]: each inner node runs once and sees the
+        prompt, ``last``, its ancestors and itself; an option sums log p(node | parent) along its path. Leaves
+        are not run at all: their log-prob comes from their parent's row and nothing attends to them."""
         past, dev = cache.get_seq_length(), self.device
         tokens, node_w, parent, paths = prefix_tree(chunk, weights)
-        n = len(tokens)
-        tree = torch.zeros(1 + n, 1 + n, dtype=torch.bool)  # rows/cols: last, nodes; ancestor-or-self
+        inner = sorted(set(parent) - {-1})  # nodes with children, parents before children
+        row = {-1: 0} | {node: 1 + k for k, node in enumerate(inner)}  # node -> its row in the pass
+        m = len(inner)
+        tree = torch.zeros(1 + m, 1 + m, dtype=torch.bool)  # rows/cols: last, inner nodes; ancestor-or-self
         tree[0, 0] = True
-        depth = [0] * n
+        depth = [0] * len(tokens)
+        for node in inner:
+            r = row[node]
+            tree[r] = tree[row[parent[node]]]  # the root (last) is everyone's ancestor
+            tree[r, r] = True
         for i, p in enumerate(parent):
-            tree[1 + i] = tree[1 + p]  # p = -1 -> row 0: the root (last) is everyone's ancestor
-            tree[1 + i, 1 + i] = True
             depth[i] = depth[p] + 1 if p >= 0 else 0
-        allow = torch.ones(1 + n, past + 1 + n, dtype=torch.bool)  # (1+N, K): the prompt cache, then the tree
+        allow = torch.ones(1 + m, past + 1 + m, dtype=torch.bool)  # (1+M, K): the prompt cache, then the tree
         allow[:, past:] = tree
-        pred = torch.tensor(parent) + 1  # (N,) the row that predicts each node (0: last)
-        rows = torch.unique(pred)  # sorted: the only rows whose logits are needed (leaves predict nothing)
-        keep = {self._keep_kw: rows.to(dev)} if self._keep_kw == "logits_to_keep" else {}
+        x = last[None]  # (1, 1, H)
+        if m:
+            inner_ids = torch.tensor([tokens[i] for i in inner], device=dev)
+            x = torch.cat([last, self.model.get_input_embeddings()(inner_ids)])[None]  # (1, 1+M, H)
+        pos = (past + torch.tensor([0] + [1 + depth[i] for i in inner]))[None].to(dev)  # (1, 1+M)
+        logits = self._forward(cache, inputs_embeds=x, attention_mask=self._mask(allow), position_ids=pos)
+        logits = logits[0].float()  # (1+M, V): every row predicts a node
+        at = torch.tensor([row[p] for p in parent], device=dev)  # (N,) the row that predicts each node
         flat = torch.tensor(tokens, device=dev)
-        x = torch.cat([last, self.model.get_input_embeddings()(flat)])[None]  # (1, 1+N, H)
-        pos = (past + torch.tensor([0] + [1 + d for d in depth]))[None].to(dev)  # (1, 1+N)
-        logits = self._forward(cache, inputs_embeds=x, attention_mask=self._mask(allow), position_ids=pos, **keep)
-        logits = logits[0].float()
-        if logits.shape[0] != len(rows):  # a model that took no index tensor: all 1+N rows
-            logits = logits[rows.to(dev)]
-        at = torch.searchsorted(rows, pred).to(dev)  # (N,) each node's predicting row among those kept
         node_lp = (logits[at, flat] - logits.logsumexp(-1)[at]) * torch.tensor(node_w, device=dev)  # (N,)
         owner = torch.tensor([i for i, path in enumerate(paths) for _ in path], device=dev)
         nodes = torch.tensor([j for path in paths for j in path], device=dev)
-        self.stats.tokens += 1 + n
-        self.last_unique_tokens += n
+        self.stats.tokens += 1 + m
+        self.last_unique_tokens += len(tokens)
         return torch.zeros(len(chunk), device=dev).index_add_(0, owner, node_lp[nodes])
 
     def _packed_pass(self, cache: DynamicCache, last: torch.Tensor, chunk: list[list[int]],

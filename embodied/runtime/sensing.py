@@ -34,7 +34,8 @@ class SensingConfig:
     affordance: str = "learned"  # "learned" value functions or the skills' "analytic" pre-checks
     success: str = "learned"  # step outcome from the "learned" detector or the skill's "analytic" self-report
     looks: str = "decision"  # "decision": perceive once per decision plus grasp checks; "every-observe": on
-    #                          every observe() a skill makes (the pre-fast-loop behaviour, for benchmarks)
+    #                          every observe() a skill makes, every pixel classified afresh (the perception
+    #                          before the fast loop, for benchmarks)
 
     def __post_init__(self) -> None:
         for field_, value, known in (("state", self.state, STATES), ("affordance", self.affordance, AFFORDANCES),
@@ -93,6 +94,11 @@ class Sensing:
         self.detector = make_success_detector(self.config.success)
         self.affordances = make_affordance(self.config.affordance)  # what the planner weights its options by
         self.timing: dict[str, float] = {}
+        from embodied.perception import PerceptionConfig
+
+        # "every-observe" reproduces the perception before the fast loop: a full look per observe(), every
+        # pixel's colour classified afresh
+        self.perception = PerceptionConfig(color_lut=self.config.looks == "decision")
         self.reset()
 
     def reset(self) -> None:
@@ -103,7 +109,8 @@ class Sensing:
     def _perceive(self) -> SceneState:
         from embodied.perception import perceive_robot
 
-        self.known = perceive_robot(self.raw, self.cameras, previous=self.known, timing=self.timing)
+        self.known = perceive_robot(self.raw, self.cameras, self.perception, previous=self.known,
+                                    timing=self.timing)
         self._known_at = self._looked_at = self.raw.steps
         return self.known
 
@@ -125,7 +132,7 @@ class Sensing:
 
         if self.known is None or self.config.looks == "every-observe":
             return self._perceive()
-        self.known = look_at_hand(self.raw, self.cameras, self.tracked(), timing=self.timing)
+        self.known = look_at_hand(self.raw, self.cameras, self.tracked(), self.perception, timing=self.timing)
         self._known_at = self.raw.steps
         return self.known
 
