@@ -283,9 +283,17 @@ class HFLanguageModel(LanguageModel):
             chunks = [list(range(s, min(s + bs, len(options)))) for s in range(0, len(options), bs)]
         lp = np.zeros(len(options))
         self.last_unique_tokens = 0
+        past = cache.get_seq_length()
+        # the stored prompt cache must come back as it was: a single-sequence pass appends to it and is cut
+        # back afterwards (no copy of the prompt's keys and values); the batched pass expands it, so copies
+        in_place = self.scoring != "batched" and getattr(cache, "is_croppable", True)
         for idx in chunks:
-            work = copy.deepcopy(cache)  # the stored prompt cache stays untouched (batch 1: cheap)
-            out = run(work, last, [options[i] for i in idx], [weights[i] for i in idx])
+            work = cache if in_place else copy.deepcopy(cache)
+            try:
+                out = run(work, last, [options[i] for i in idx], [weights[i] for i in idx])
+            finally:
+                if in_place:
+                    cache.crop(past - cache.get_seq_length())  # negative: drop the pass's tokens
             lp[idx] = out.double().cpu().numpy()
         return Scores(lp, np.array([int(sum(w)) for w in weights], dtype=np.int64))
 
