@@ -289,7 +289,7 @@ def benchmark_detection(seeds: Sequence[int], config: PerceptionConfig | None = 
     env.close()
     report = _summarise(rows, times, precision_counts, held_right, held_total, len(seeds))
     errs = [e for _, e, _ in hand_rows if e is not None]
-    report["hand_look"] = {"n": len(hand_rows), "held_accuracy": round(np.mean([r[0] for r in hand_rows]), 4)
+    report["hand_look"] = {"n": len(hand_rows), "held_accuracy": round(float(np.mean([r[0] for r in hand_rows])), 4)
                            if hand_rows else None,
                            "position_error_mm": round(1000 * float(np.mean(errs)), 2) if errs else None,
                            "seconds": round(float(np.mean([r[2] for r in hand_rows])), 4) if hand_rows else None}

@@ -72,7 +72,6 @@ class SayCanPlanner:
 
     name = "saycan"
     config_class = SayCanConfig
-    plain_lm = True  # takes `config.llm` as `load_language_model` gives it: the runtime may load it ahead
 
     def __init__(self, config: SayCanConfig | None = None, lm: LanguageModel | None = None,
                  affordances: AffordanceProvider | None = None, **overrides: Any) -> None:

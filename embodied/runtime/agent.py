@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,20 +106,14 @@ class Agent:
 
         config = dataclasses.replace(config, **overrides) if config else AgentConfig(**overrides)
         planner_config = config.planner_config()
-        with ThreadPoolExecutor(1, thread_name_prefix="load-llm") as pool:
-            # the language model (the longest load) in parallel with the scene and the sensors
-            lm = _load_lm(pool, config.planner, planner_config)
-            env = TabletopEnv(image_size=(config.image_size, config.image_size))
-            try:
-                sensing = Sensing(env.robot, config.sensing)
-                deps = planner_deps(config.planner, sensing)
-                if lm is not None:
-                    deps["lm"] = lm.result()
-                planner = make_planner(config.planner, planner_config, **deps)
-                reader = GoalReader(lm=getattr(planner, "lm", None))
-            except BaseException:
-                env.close()
-                raise
+        env = TabletopEnv(image_size=(config.image_size, config.image_size))
+        try:
+            sensing = Sensing(env.robot, config.sensing)
+            planner = make_planner(config.planner, planner_config, **planner_deps(config.planner, sensing))
+            reader = GoalReader(lm=getattr(planner, "lm", None))
+        except BaseException:
+            env.close()
+            raise
         return cls(config, planner, env, sensing, reader)
 
     def task(self, instruction: str, scene: SceneSpec | dict | None = None, *, seed: int = 0,
@@ -196,21 +189,6 @@ class Agent:
 
 def _fields(config: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
-
-
-def _load_lm(pool: ThreadPoolExecutor, name: str, planner_config: Any) -> Future | None:
-    """Start loading the planner's language model on ``pool`` when it takes ``config.llm`` as loaded
-    (``plain_lm = True``: SayCan; PaLM-E loads its own with its checkpoint's adapter)."""
-    import inspect
-
-    from embodied.planners.registry import planner_class
-
-    spec, cls = getattr(planner_config, "llm", None), planner_class(name)
-    if not getattr(cls, "plain_lm", False) or not spec or "lm" not in inspect.signature(cls).parameters:
-        return None
-    from embodied.llm.base import load_language_model
-
-    return pool.submit(load_language_model, spec)
 
 
 def planner_deps(name: str, sensing: Sensing) -> dict[str, Any]:
