@@ -142,7 +142,9 @@ def effect_holds(call: SkillCall, before: SceneState, after: SceneState) -> bool
     if why is not None:
         return False
     seen = abstract(after)
-    changed = [b for b, s in expected.support.items() if start.support.get(b) != s]
+    changed = [b for b, s in expected.support.items() if start.support.get(b) != s  # moved onto something else,
+               or (b in expected.xy and (b not in start.xy                    # or to another place on the table
+                                         or math.dist(start.xy[b], expected.xy[b]) > AT_XY_TOL))]
     near = all(b not in expected.xy or (b in seen.xy and math.dist(seen.xy[b], expected.xy[b]) <= AT_XY_TOL)
                for b in changed)
     return seen.held == expected.held and near and all(seen.support.get(b) == expected.support[b] for b in changed)

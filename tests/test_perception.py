@@ -235,3 +235,18 @@ def test_bench_perception_and_episode_report_their_keys() -> None:
     e = bench_episode(repeats=1)
     assert e["success"] == "2/2" and 0 < e["first_motion_s"] < e["total_s"]
     assert 0 < e["warm_first_motion_s"] < e["warm_total_s"]
+
+
+def test_effect_holds_needs_the_block_moved_to_the_point() -> None:
+    """A place_at on the table keeps the support "table": only the seen position can show it done."""
+    from skills import SkillCall
+    from skills.registry import effect_holds
+
+    def scene(xy: tuple[float, float]) -> SceneState:
+        block = ObjectState("red block", "block", "red", (*xy, TABLE_Z + BLOCK_SIZE / 2), 0.0)
+        return SceneState(objects={"red block": block}, ee_position=(0.3, 0.0, TABLE_Z + 0.4), ee_yaw=0.0,
+                          gripper_width=0.08, held=None)
+
+    call = SkillCall("place_at", {"block": "red block", "point": "0.60,-0.20"})
+    assert not effect_holds(call, scene((0.45, 0.0)), scene((0.45, 0.0)))
+    assert effect_holds(call, scene((0.45, 0.0)), scene((0.60, -0.20)))

@@ -286,15 +286,20 @@ class HFLanguageModel(LanguageModel):
         past = cache.get_seq_length()
         # the stored prompt cache must come back as it was: a single-sequence pass appends to it and is cut
         # back afterwards (no copy of the prompt's keys and values); the batched pass expands it, so copies
-        in_place = self.scoring != "batched" and getattr(cache, "is_croppable", True)
+        in_place = self.scoring != "batched" and getattr(cache, "is_croppable", False)
+        stored = cache is self._prefix_cache
+        if in_place and stored:
+            self._prefix_cache = None  # disarmed until every pass is cut back cleanly (an error leaves it so)
         for idx in chunks:
             work = cache if in_place else copy.deepcopy(cache)
-            try:
-                out = run(work, last, [options[i] for i in idx], [weights[i] for i in idx])
-            finally:
-                if in_place:
-                    cache.crop(past - cache.get_seq_length())  # negative: drop the pass's tokens
+            out = run(work, last, [options[i] for i in idx], [weights[i] for i in idx])
+            if in_place:
+                extra = cache.get_seq_length() - past
+                if extra:
+                    cache.crop(-extra)  # negative: drop the pass's tokens
             lp[idx] = out.double().cpu().numpy()
+        if in_place and stored and cache.get_seq_length() == past:
+            self._prefix_cache = cache
         return Scores(lp, np.array([int(sum(w)) for w in weights], dtype=np.int64))
 
     def _segment_ids(self, options: Sequence[Option]) -> tuple[list[list[int]], list[list[float]]]:

@@ -164,13 +164,15 @@ class Sensing:
         With perception on, the skill's self-report is first checked against ``state_after`` (a fresh look
         after the skill): skills act on a state predicted between looks, so "released over the bowl" is
         only a success if the bowl is where the block is seen afterwards."""
-        if result.success and state_after is not None and self.config.state == "perceived" \
-                and not effect_holds(call, state_before, state_after):
+        holds = state_after is None or self.config.state != "perceived" \
+            or effect_holds(call, state_before, state_after)
+        if result.success and not holds:
             result = SkillResult(False, "the look afterwards does not show it done", result.steps,
                                  dict(result.details))
         p = float(self.detector.success(before, after, state_before, call, result=result))
         model = getattr(self.detector, "model", None)
-        ok = p >= float(getattr(getattr(model, "config", None), "threshold", 0.5))
+        # the fresh look vetoes: a detector never turns a step the look shows undone into a success
+        ok = p >= float(getattr(getattr(model, "config", None), "threshold", 0.5)) and holds
         reason = ("" if ok else result.reason or "the success detector saw it fail") if ok != result.success \
             else result.reason
         return SkillResult(ok, reason, result.steps, dict(result.details)), p
