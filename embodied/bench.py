@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embodied.world.errors import EmbodiedError
 from embodied.world.scene import (
     BLOCK_SIZE,
     BOWL_HEIGHT,
@@ -424,8 +425,10 @@ def bench_episode(repeats: int = 3, code: Path | str | None = None) -> dict[str,
             proc = subprocess.run([sys.executable, "-c", _EPISODE_CHILD, str(t0), EPISODE[0], json.dumps(EPISODE[1])],
                                   cwd=root, env=env, capture_output=True, text=True, timeout=600)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("EPISODE_TIMES ")), None)
-            if proc.returncode or line is None:
-                raise RuntimeError(f"episode process in {root} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+            if proc.returncode or line is None or any(v["first_motion_s"] is None for v in json.loads(
+                    line.split(" ", 1)[1]).values()):
+                raise EmbodiedError(f"episode process in {root} failed (exit {proc.returncode}) or made no motion: "
+                                    f"{proc.stderr[-2000:]}")
             runs[name].append(json.loads(line.split(" ", 1)[1]))
             log.info("%s run %d: %s", name, i, runs[name][-1])
 

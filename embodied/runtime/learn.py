@@ -134,7 +134,7 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
     identity = {**config.identity(), **(sensing.describe() if sensing is not None else {"state": "ground-truth"})}
     if stored is None:
         store.set_meta(key, json.dumps(identity, sort_keys=True))
-    elif json.loads(stored) != identity:
+    elif {"state": "ground-truth", **json.loads(stored)} != identity:  # runs from before sensing was recorded
         raise LibraryError(f"run {config.run!r} in {store.path} was started with {stored}; resume it with the "
                            "same settings, or start another with --run NAME")
     history = store.learn_log(config.run)
