@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -599,28 +599,26 @@ def perceive_robot(robot: Robot, cameras: Cameras, config: PerceptionConfig | No
     """Perceive through a robot's cameras and joint sensors (a simulator or a real arm alike); ``timing``
     accumulates the seconds spent getting frames ("render") and perceiving them ("perception")."""
     config = config or PerceptionConfig()
-    t0 = time.perf_counter()
-    views = cameras.views(config.image_size)
-    t1 = time.perf_counter()
-    state = perceive(views, hand_from_proprio(robot.proprio()), config, previous)
-    _account(timing, t1 - t0, time.perf_counter() - t1)
-    return state
+    return _look(robot, cameras, config, timing, lambda views, hand: perceive(views, hand, config, previous))
 
 
 def look_at_hand(robot: Robot, cameras: Cameras, previous: SceneState, config: PerceptionConfig | None = None,
                  timing: dict[str, float] | None = None) -> SceneState:
     """`perceive_hand` through a robot's cameras and joint sensors."""
     config = config or PerceptionConfig()
+    return _look(robot, cameras, config, timing, lambda views, hand: perceive_hand(views, hand, previous, config))
+
+
+def _look(robot: Robot, cameras: Cameras, config: PerceptionConfig, timing: dict[str, float] | None,
+          see: Callable[[Sequence[View], Proprio], SceneState]) -> SceneState:
+    """Get the frames and the joint sensors, run ``see`` on them, and add both durations and one look to
+    ``timing``."""
     t0 = time.perf_counter()
     views = cameras.views(config.image_size)
     t1 = time.perf_counter()
-    state = perceive_hand(views, hand_from_proprio(robot.proprio()), previous, config)
-    _account(timing, t1 - t0, time.perf_counter() - t1)
-    return state
-
-
-def _account(timing: dict[str, float] | None, render: float, perception: float) -> None:
+    state = see(views, hand_from_proprio(robot.proprio()))
     if timing is not None:
-        for key, dt in (("render", render), ("perception", perception)):
+        for key, dt in (("render", t1 - t0), ("perception", time.perf_counter() - t1)):
             timing[key] = timing.get(key, 0.0) + dt
         timing["looks"] = timing.get("looks", 0) + 1
+    return state
