@@ -342,6 +342,7 @@ def bench_perception(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tas
     modes = {"before": "every-observe", "after": "decision"}
     agents = {k: Agent.from_config(planner="oracle", looks=v, library=None) for k, v in modes.items()}
     totals = {k: {"perception": 0.0, "render": 0.0, "looks": 0, "decisions": 0, "success": 0} for k in modes}
+    colours = {"reused": 0, "computed": 0}  # the memo's colours, after
     try:
         for task in chosen:
             for k, agent in agents.items():
@@ -352,6 +353,9 @@ def bench_perception(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tas
                     t[key] += agent.sensing.timing.get(key, 0)
                 t["decisions"] += len(result.trace)
                 t["success"] += int(result.success)
+                memo = agent.sensing.memo
+                for key in colours if memo is not None else ():
+                    colours[key] += getattr(memo, key)
     finally:
         for agent in agents.values():
             agent.close()
@@ -365,6 +369,7 @@ def bench_perception(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tas
         "perception_speedup": round(before["perception"] / max(after["perception"], 1e-9), 2),
         "render_s": round(after["render"], 4), "render_s_before": round(before["render"], 4),
         "looks_per_decision_before": round(before["looks"], 2), "looks_per_decision_after": round(after["looks"], 2),
+        "colours_reused_fraction": round(colours["reused"] / max(colours["reused"] + colours["computed"], 1), 3),
         "sensing_s_before": round(before["perception"] + before["render"], 4),
         "sensing_s_after": round(after["perception"] + after["render"], 4),
         "success_before": f"{totals['before']['success']}/{len(chosen)}",

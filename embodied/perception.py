@@ -25,6 +25,9 @@ and joint sensors (the Robot API), so the simulator and a real arm are perceived
    shows no top face; its centre is put one block size below the centre of the block on it.
 7. **Hand and memory.** ``held`` is the block between the fingers while they are closed on something. Objects
    of ``previous`` that are not seen now are kept only when they cannot be seen (see ``perceive``).
+8. **What did not move.** Across one episode's looks, `PerceptionMemo` keeps each colour's objects and
+   re-clusters only the colours whose points moved (step 5 is skipped for the rest), and the table
+   height is fitted once.
 """
 
 from __future__ import annotations
@@ -216,15 +219,16 @@ def _footprint_yaw(xy: np.ndarray) -> float:
 
     Perimeter, not area: the visible faces of a covered block project to an L of two edges, whose
     smallest-area rectangles are both the square and the 45-degree one; the perimeter prefers the square."""
-    def area(a: float) -> float:
-        r = _rotate(xy, a)
-        ext = r.max(0) - r.min(0)
-        return float(ext[0] + ext[1])
+    def best(angles: np.ndarray) -> float:  # all angles at once: x' = x c + y s, y' = -x s + y c
+        c, s = np.cos(angles)[None], np.sin(angles)[None]
+        x, y = xy[:, :1], xy[:, 1:2]
+        u, v = x * c + y * s, y * c - x * s
+        perimeter = (u.max(0) - u.min(0)) + (v.max(0) - v.min(0))
+        return float(angles[int(np.argmin(perimeter))])  # the first of equals, as min() would
 
-    best = min(np.deg2rad(np.arange(-45.0, 45.0, 3.0)), key=area)
-    fine = best + np.deg2rad(np.arange(-3.0, 3.01, 0.25))
-    best = min(fine, key=area)
-    return float((best + math.pi / 4) % (math.pi / 2) - math.pi / 4)
+    coarse = best(np.deg2rad(np.arange(-45.0, 45.0, 3.0)))
+    yaw = best(coarse + np.deg2rad(np.arange(-3.0, 3.01, 0.25)))
+    return float((yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4)
 
 
 def _fit_ring(xy: np.ndarray, start: np.ndarray, radius: float, iters: int = 6) -> tuple[np.ndarray, float]:
@@ -288,9 +292,10 @@ def _dbscan(points: np.ndarray, config: PerceptionConfig) -> list[np.ndarray]:
 class _Fused:
     """Per-colour point sets after cropping, table and robot removal."""
 
-    by_color: dict[int, np.ndarray]
+    by_color: dict[int, np.ndarray]  # voxel-downsampled
     table_z: float
     eyes: np.ndarray  # (V, 3)
+    raw: dict[int, np.ndarray]  # before downsampling, in pixel order (what `PerceptionMemo` compares)
 
 
 def _hand_frame(points: np.ndarray, proprio: Proprio) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,20 +333,21 @@ def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig,
         lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
     for v in views:
         p = v.points
-        with np.errstate(invalid="ignore"):
-            keep = np.all((p >= lo) & (p <= hi), axis=1)
+        with np.errstate(invalid="ignore"):  # per axis: a third of the work of np.all over (N, 3) booleans
+            keep = (p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]) & (p[:, 1] >= lo[1]) & (p[:, 1] <= hi[1]) \
+                & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2])
         pts.append(p[keep])
         labels.append(classify_colors(v.rgb.reshape(-1, 3)[keep], config))
     points = np.concatenate(pts) if pts else np.zeros((0, 3), np.float32)
     label = np.concatenate(labels) if labels else np.zeros(0, int)
     table_z = _table_height(points[label < 0], config) if table_z is None else table_z
     keep = (label >= 0) & (points[:, 2] > table_z + config.plane_threshold)
-    keep &= ~_robot_mask(points, proprio)
     points, label = points[keep], label[keep]
-    by_color = {}
-    for k in np.unique(label):
-        by_color[int(k)] = _downsample(points[label == k], config.voxel_size)
-    return _Fused(by_color, table_z, np.array([v.eye for v in views]))
+    keep = ~_robot_mask(points, proprio)  # on the coloured points above the table only: far fewer
+    points, label = points[keep], label[keep]
+    raw = {int(k): points[label == k] for k in np.unique(label)}
+    by_color = {k: _downsample(p, config.voxel_size) for k, p in raw.items()}
+    return _Fused(by_color, table_z, np.array([v.eye for v in views]), raw)
 
 
 # ---------------------------------------------------------------------------------------------- hypotheses
@@ -472,14 +478,57 @@ def _settle_stacks(blocks: list[ObjectHypothesis]) -> list[ObjectHypothesis]:
     return [fixed[h.name] for h in blocks]
 
 
-def detect_objects(views: Sequence[View], proprio: Proprio, config: PerceptionConfig | None = None
-                   ) -> tuple[list[ObjectHypothesis], float]:
-    """Object hypotheses seen in ``views`` (no memory), and the table height used."""
+class PerceptionMemo:
+    """What one episode's looks found, per colour, so a look re-clusters only the colours whose points moved
+    since (what did not move is not recomputed), and the table height (the table never moves). A colour's
+    objects are reused only when the same pixels show it within ``TOLERANCE`` (resting objects creep while
+    the arm works), from the same cameras, with the hand within ``TOLERANCE`` (its pose
+    decides what is held or arm, unless every point lies more than 3 cm below both fingertips' poses, where
+    no hand test looks). A real camera's noise simply recomputes."""
+
+    TOLERANCE = 1e-3  # m (and rad for the hand's yaw): a resting object's creep, far below what a skill moves
+
+    def __init__(self) -> None:
+        self.table_z: float | None = None
+        self._by_color: dict[int, tuple[np.ndarray, np.ndarray, Proprio, list[ObjectHypothesis]]] = {}
+        self.reused = self.computed = 0  # colours taken from the memo / clustered afresh
+
+    def objects(self, k: int, fused: _Fused, proprio: Proprio, config: PerceptionConfig
+                ) -> list[ObjectHypothesis]:
+        """`_objects_of_color` for colour ``k``, or its last answer when nothing it depends on moved."""
+        last, raw = self._by_color.get(k), fused.raw[k]
+        if last is not None and last[0].shape == raw.shape and np.array_equal(last[1], fused.eyes) \
+                and self._hand_irrelevant(last[2], proprio, raw) \
+                and float(np.abs(last[0] - raw).max(initial=0.0)) < self.TOLERANCE:
+            self.reused += 1
+            return last[3]
+        self.computed += 1
+        hyps = _objects_of_color(k, fused.by_color[k], fused, proprio, config)
+        self._by_color[k] = (raw, fused.eyes, proprio, hyps)
+        return hyps
+
+    def _hand_irrelevant(self, a: Proprio, b: Proprio, points: np.ndarray) -> bool:
+        """The hand's change from ``a`` to ``b`` cannot change what ``points`` are: it barely moved, or all
+        points lie below where `_between_fingers` and `_arm_like` look (3 cm under the fingertips)."""
+        tol = self.TOLERANCE
+        if np.allclose(a.ee_position, b.ee_position, rtol=0, atol=tol) and abs(a.ee_yaw - b.ee_yaw) < tol \
+                and abs(a.gripper_width - b.gripper_width) < tol:
+            return True
+        return len(points) > 0 and float(points[:, 2].max()) < min(a.ee_position[2], b.ee_position[2]) - 0.031
+
+
+def detect_objects(views: Sequence[View], proprio: Proprio, config: PerceptionConfig | None = None,
+                   memo: PerceptionMemo | None = None) -> tuple[list[ObjectHypothesis], float]:
+    """Object hypotheses seen in ``views`` (no memory of where objects were; ``memo`` only saves
+    recomputing what did not change), and the table height used."""
     config = config or PerceptionConfig()
-    fused = _fuse(views, proprio, config)
+    fused = _fuse(views, proprio, config, table_z=memo.table_z if memo is not None else None)
     hyps: list[ObjectHypothesis] = []
     for k, pts in sorted(fused.by_color.items()):
-        hyps.extend(_objects_of_color(k, pts, fused, proprio, config))
+        hyps.extend(_objects_of_color(k, pts, fused, proprio, config) if memo is None
+                    else memo.objects(k, fused, proprio, config))
+    if memo is not None:
+        memo.table_z = fused.table_z
     blocks = _settle_stacks([h for h in hyps if h.kind == "block"])
     return [h for h in hyps if h.kind == "bowl"] + blocks, fused.table_z
 
@@ -495,7 +544,7 @@ def _hidden(position: Sequence[float], views: Sequence[View], margin: float = 0.
 
 
 def perceive(views: Sequence[View], proprio: Proprio, config: PerceptionConfig | None = None,
-             previous: SceneState | None = None) -> SceneState:
+             previous: SceneState | None = None, memo: PerceptionMemo | None = None) -> SceneState:
     """The scene as the views show it, with the hand from proprioception.
 
     ``held`` is the block whose points lie between the fingers while the finger gap is within
@@ -503,10 +552,11 @@ def perceive(views: Sequence[View], proprio: Proprio, config: PerceptionConfig |
     a block ``previous`` held is kept while the hand is still closed on something (it moves with the hand);
     any other object is kept at its previous pose only if its previous position is hidden in every view
     (something nearer to each camera, e.g. the arm or a block put on top of it). An object that should be
-    visible but is not is dropped: it has gone.
+    visible but is not is dropped: it has gone. ``memo`` (one per episode) skips recomputing colours whose
+    points did not change since its last look.
     """
     config = config or PerceptionConfig()
-    hyps, _ = detect_objects(views, proprio, config)
+    hyps, _ = detect_objects(views, proprio, config, memo)
     objects = {h.name: h.state() for h in hyps}
     closed = _closed(proprio, config)
     held = _held(hyps, proprio) if closed else None
@@ -595,11 +645,13 @@ def hand_from_proprio(proprio: np.ndarray) -> Proprio:
 
 
 def perceive_robot(robot: Robot, cameras: Cameras, config: PerceptionConfig | None = None,
-                   previous: SceneState | None = None, timing: dict[str, float] | None = None) -> SceneState:
+                   previous: SceneState | None = None, timing: dict[str, float] | None = None,
+                   memo: PerceptionMemo | None = None) -> SceneState:
     """Perceive through a robot's cameras and joint sensors (a simulator or a real arm alike); ``timing``
     accumulates the seconds spent getting frames ("render") and perceiving them ("perception")."""
     config = config or PerceptionConfig()
-    return _look(robot, cameras, config, timing, lambda views, hand: perceive(views, hand, config, previous))
+    return _look(robot, cameras, config, timing,
+                 lambda views, hand: perceive(views, hand, config, previous, memo))
 
 
 def look_at_hand(robot: Robot, cameras: Cameras, previous: SceneState, config: PerceptionConfig | None = None,

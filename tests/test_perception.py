@@ -206,6 +206,32 @@ def test_a_decision_looks_once_and_the_grasp_check_looks_at_the_hand(env) -> Non
     assert counts["every-observe"] >= 6
 
 
+def test_a_look_reclusters_only_the_colours_that_moved(env) -> None:
+    """`PerceptionMemo`: the same frames again reuse every colour; after a real pick-and-place the moved
+    block's colour (and what it now covers) is clustered afresh, the untouched ones are reused, and the
+    answer is the memo-less answer."""
+    from embodied.perception import PerceptionMemo
+
+    task = make_task(["red", "blue", "green"], ["yellow"], [["on", "red block", "blue block"]], seed=11)
+    env.reset(seed=11, options={"task": task})
+    env.robot.home()
+    memo = PerceptionMemo()
+    views, hand = env.robot.views(160), hand_from_proprio(env.robot.proprio())
+    first = perceive(views, hand, memo=memo)
+    assert (memo.reused, memo.computed) == (0, 4)
+    assert perceive(views, hand, memo=memo) == first and (memo.reused, memo.computed) == (4, 4)
+    assert run(env, "pick_and_place", block="red block", target="blue block").success
+    env.robot.home()
+    views, hand = env.robot.views(160), hand_from_proprio(env.robot.proprio())
+    reused = memo.reused
+    seen = perceive(views, hand, memo=memo)
+    assert memo.reused - reused >= 2  # green block and yellow bowl did not move
+    assert memo.computed >= 5  # the red block did
+    fresh = perceive(views, hand)
+    assert_matches(seen, fresh, tol=0.001)
+    assert_matches(seen, env.scene_state(), tol=0.006)
+
+
 def test_carry_moves_the_held_block_with_the_hand_and_drops_it_on_a_slip() -> None:
     from embodied.perception import carry
 

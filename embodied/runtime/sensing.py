@@ -103,14 +103,18 @@ class Sensing:
 
     def reset(self) -> None:
         """Forget the last episode's perceived objects."""
+        from embodied.perception import PerceptionMemo
+
         self.known: SceneState | None = None  # the last look, carried forward by the joint sensors
         self._known_at = self._looked_at = -1  # robot steps when ``known`` was updated / last fully perceived
+        # what the looks found per colour, so a look re-clusters only what changed ("every-observe": none)
+        self.memo = PerceptionMemo() if self.config.looks == "decision" else None
 
     def _perceive(self) -> SceneState:
         from embodied.perception import perceive_robot
 
         self.known = perceive_robot(self.raw, self.cameras, self.perception, previous=self.known,
-                                    timing=self.timing)
+                                    timing=self.timing, memo=self.memo)
         self._known_at = self._looked_at = self.raw.steps
         return self.known
 
