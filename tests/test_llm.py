@@ -124,6 +124,31 @@ def test_tree_runs_each_shared_prefix_once(tiny: HFLanguageModel) -> None:
     assert abs(seg.logprob_sum[0] - (plain[1] - plain[0])) <= 1e-4 and abs(seg.logprob_sum[1] - plain[1]) <= 1e-4
 
 
+def test_packed_grouped_query_attention_equals_transformers_sdpa(tiny: HFLanguageModel) -> None:
+    """The CPU tree pass stacks query heads onto their shared key/value head instead of copying keys and
+    values per head: the same attention as transformers' sdpa, row for row."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from embodied.llm.hf import PACKED_GQA, sdpa_packed_gqa
+
+    if tiny.device.type == "cpu":
+        assert tiny.model.config._attn_implementation == PACKED_GQA and tiny.scoring == "tree"
+    g = torch.Generator().manual_seed(0)
+    module = SimpleNamespace(num_key_value_groups=3, is_causal=True)
+    q, k, v = (torch.randn(1, h, t, 16, generator=g) for h, t in ((6, 7), (2, 20), (2, 20)))
+    allow = torch.rand(7, 20, generator=g) > 0.4
+    allow[:, 0] = True  # every row sees something
+    mask = torch.zeros(1, 1, 7, 20).masked_fill(~allow, torch.finfo(torch.float32).min)
+    ours, _ = sdpa_packed_gqa(module, q, k, v, mask, scaling=0.25)
+    ref, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.25)
+    assert ours.shape == ref.shape == (1, 7, 6, 16)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    unmasked, _ = sdpa_packed_gqa(module, q, k, v, torch.zeros_like(mask), scaling=0.25)
+    assert not torch.allclose(unmasked, ref, atol=1e-3)  # the mask is honoured, not ignored
+
+
 def test_merged_adapter_scores_like_the_wrapped_one(tiny_dir: Path, tmp_path: Path) -> None:
     """A random non-zero adapter folded into the weights at load scores as the wrapped layers do."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

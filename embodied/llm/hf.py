@@ -41,9 +41,49 @@ from embodied.llm.base import LanguageModel, LanguageModelError, Option, Scores
 
 log = logging.getLogger(__name__)
 
-PACKED_ATTN = ("sdpa", "eager")  # attention kernels that take a custom 4D mask
+PACKED_GQA = "sdpa_packed_gqa"  # sdpa with grouped queries packed onto their shared key/value head (below)
+PACKED_ATTN = ("sdpa", "eager", PACKED_GQA)  # attention kernels that take a custom 4D mask
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SCORING = ("auto", "tree", "packed", "batched")
+
+
+def sdpa_packed_gqa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                    **kwargs: object) -> tuple[torch.Tensor, None]:
+    """transformers' sdpa attention, except that with grouped-query attention and a mask (a tree or packed
+    pass) the query heads sharing a key/value head are stacked along the queries of that one head, instead of
+    copying every key and value once per query head (transformers' ``repeat_kv``; 12% of a tree pass on a
+    CPU). The same arithmetic per query row; other cases go to transformers' own function."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = int(getattr(module, "num_key_value_groups", 1))
+    b, h, q, d = query.shape
+    if groups == 1 or q == 1 or attention_mask is None or attention_mask.shape[1] != 1 or dropout \
+            or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    packed = query.reshape(b, h // groups, groups * q, d)  # head j's queries: query heads j*g .. j*g+g-1
+    mask = attention_mask.repeat(1, 1, groups, 1)  # the same (Q, K) mask for each stacked query head
+    out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
+    return out.reshape(b, h, q, d).transpose(1, 2).contiguous(), None
+
+
+def _use_packed_gqa(model: PreTrainedModel) -> None:
+    """Switch an sdpa model with grouped-query attention to `sdpa_packed_gqa` (registered under
+    ``PACKED_GQA``), where this transformers version can; otherwise it stays on sdpa."""
+    cfg = model.config
+    if getattr(cfg, "_attn_implementation", None) != "sdpa" or not hasattr(model, "set_attn_implementation") \
+            or getattr(cfg, "num_key_value_heads", None) in (None, getattr(cfg, "num_attention_heads", None)):
+        return
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(PACKED_GQA, sdpa_packed_gqa)
+        AttentionMaskInterface.register(PACKED_GQA, sdpa_mask)  # masks built as for sdpa
+        model.set_attn_implementation(PACKED_GQA)
+    except (ImportError, ValueError, AttributeError, TypeError) as e:
+        log.info("packed grouped-query attention not available (%s); using sdpa", e)
 
 
 @dataclass
@@ -167,6 +207,8 @@ class HFLanguageModel(LanguageModel):
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # transformers>=5.x renamed it
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        if self.device.type == "cpu":
+            _use_packed_gqa(model)
         attn = getattr(model.config, "_attn_implementation", None)
         auto = "tree" if attn in PACKED_ATTN else "batched"
         self.scoring = auto if self.config.scoring == "auto" else self.config.scoring  # tree, packed or batched
@@ -354,8 +396,10 @@ class HFLanguageModel(LanguageModel):
         logits = self._forward(cache, inputs_embeds=x, attention_mask=self._mask(allow), position_ids=pos)
         logits = logits[0].float()  # (1+M, V): every row predicts a node
         at = torch.tensor([row[p] for p in parent], device=dev)  # (N,) the row that predicts each node
-        flat = torch.tensor(tokens, device=dev)
-        node_lp = (logits[at, flat] - logits.logsumexp(-1)[at]) * torch.tensor(node_w, device=dev)  # (N,)
+        picked = logits[at, torch.tensor(tokens, device=dev)]
+        top = logits.amax(-1, keepdim=True)  # logsumexp in place: no second (1+M, V) tensor to allocate
+        lse = logits.sub_(top).exp_().sum(-1).log_() + top[:, 0]
+        node_lp = (picked - lse[at]) * torch.tensor(node_w, device=dev)  # (N,)
         owner = torch.tensor([i for i, path in enumerate(paths) for _ in path], device=dev)
         nodes = torch.tensor([j for path in paths for j in path], device=dev)
         self.stats.tokens += 1 + m
