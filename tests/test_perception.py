@@ -276,3 +276,41 @@ def test_effect_holds_needs_the_block_moved_to_the_point() -> None:
     call = SkillCall("place_at", {"block": "red block", "point": "0.60,-0.20"})
     assert not effect_holds(call, scene((0.45, 0.0)), scene((0.45, 0.0)))
     assert effect_holds(call, scene((0.45, 0.0)), scene((0.60, -0.20)))
+
+
+def test_a_step_is_judged_by_the_look_the_skill_and_the_detector(env) -> None:
+    """`Sensing.judge`: the fresh look vetoes any success; a step the look shows done and the skill reported
+    done stands against the detector's doubt; with the look and the detector agreeing, the skill's own
+    report of failure is overruled only in that direction."""
+    from embodied.runtime.sensing import Sensing, SensingConfig
+    from skills import SkillCall, SkillResult
+
+    class Detector:  # a learned detector's verdict, fixed
+        def __init__(self, p: float) -> None:
+            self.p = p
+
+        def success(self, *args: object, **kwargs: object) -> float:
+            return self.p
+
+    def scene(xy: tuple[float, float]) -> SceneState:
+        block = ObjectState("red block", "block", "red", (*xy, TABLE_Z + BLOCK_SIZE / 2), 0.0)
+        return SceneState(objects={"red block": block}, ee_position=(0.3, 0.0, TABLE_Z + 0.4), ee_yaw=0.0,
+                          gripper_width=0.08, held=None)
+
+    sensing = Sensing(env.robot, SensingConfig(affordance="analytic", success="analytic"))
+    call = SkillCall("place_at", {"block": "red block", "point": "0.60,-0.20"})
+    before, done, undone = scene((0.45, 0.0)), scene((0.60, -0.20)), scene((0.45, 0.0))
+    cases = [  # (skill says, detector p, the look afterwards) -> judged
+        (True, 0.1, done, True), (True, 0.9, undone, False), (True, 0.9, done, True),
+        (False, 0.9, done, True), (False, 0.1, done, False), (True, 0.1, undone, False),
+    ]
+    for says, p, after, expected in cases:
+        sensing.detector = Detector(p)
+        result, _ = sensing.judge({}, {}, before, call, SkillResult(says, "" if says else "dropped", 10),
+                                  state_after=after)
+        assert result.success is expected, (says, p, after is done)
+        if not expected and says:
+            assert result.reason == "the look afterwards does not show it done"
+    sensing.config = SensingConfig(state="ground-truth", affordance="analytic", success="analytic")
+    sensing.detector = Detector(0.1)  # no look: the detector decides
+    assert not sensing.judge({}, {}, before, call, SkillResult(True, "", 10), state_after=done)[0].success

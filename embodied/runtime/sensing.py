@@ -167,16 +167,22 @@ class Sensing:
         """The outcome the planner is told: the detector's verdict, with the skill's reason where they agree.
         With perception on, the skill's self-report is first checked against ``state_after`` (a fresh look
         after the skill): skills act on a state predicted between looks, so "released over the bowl" is
-        only a success if the bowl is where the block is seen afterwards."""
-        holds = state_after is None or self.config.state != "perceived" \
-            or effect_holds(call, state_before, state_after)
+        only a success if the bowl is where the block is seen afterwards. A step the look shows done and the
+        skill reported done is a success even if the detector doubts it; one the look shows undone never is."""
+        looked = state_after is not None and self.config.state == "perceived"
+        holds = not looked or effect_holds(call, state_before, state_after)  # type: ignore[arg-type]
         if result.success and not holds:
             result = SkillResult(False, "the look afterwards does not show it done", result.steps,
                                  dict(result.details))
         p = float(self.detector.success(before, after, state_before, call, result=result))
         model = getattr(self.detector, "model", None)
-        # the fresh look vetoes: a detector never turns a step the look shows undone into a success
-        ok = p >= float(getattr(getattr(model, "config", None), "threshold", 0.5)) and holds
+        detected = p >= float(getattr(getattr(model, "config", None), "threshold", 0.5))
+        # the fresh look vetoes: a detector never turns a step the look shows undone into a success; and a
+        # step the look shows done, which the skill's own sensing reported done, stands against the
+        # detector's doubt (two measurements of the physical state against a learned guess)
+        ok = holds and (detected or (looked and result.success))
+        if ok and not detected:
+            log.info("%s: the detector doubted it (p=%.2f), the look afterwards shows it done", call, p)
         reason = ("" if ok else result.reason or "the success detector saw it fail") if ok != result.success \
             else result.reason
         return SkillResult(ok, reason, result.steps, dict(result.details)), p
