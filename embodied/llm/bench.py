@@ -103,6 +103,20 @@ def tree_flops(lm: HFLanguageModel, prompt_len: int, options: list[str], with_pr
     return len(tokens), run, float(flops)
 
 
+def packed_flops(lm: HFLanguageModel, prompt_len: int, options: list[str]) -> float:
+    """FLOPs of the packed pass (the reference) after a cached prompt, counted like `tree_flops`: every option
+    token runs (plus the prompt's last), each against the whole cache and the packed sequence (the kernel
+    computes every query-key pair; the mask only hides some), and every row goes through the vocabulary
+    projection. Its ratio to the tree pass's FLOPs is the speed-up that equal efficiency would give."""
+    model, cfg = lm.model, lm.model.config
+    emb, out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    body = sum(p.numel() for p in model.parameters()) - emb.numel() - (0 if out is emb else out.numel())
+    width = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    rows = 1 + sum(len(o) for o in lm._option_ids(options))
+    pairs = rows * (prompt_len - 1 + rows)
+    return float(2 * body * rows + 4 * width * pairs * cfg.num_hidden_layers + 2 * out.numel() * rows)
+
+
 def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int = 400, option_tokens: int = 12,
                   repeats: int = 3, seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Time naive, packed ("cached", the reference before tree scoring), batched and tree scoring of the same
@@ -116,7 +130,8 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
     episode does. Timings are medians over ``repeats`` interleaved rounds, after a warm-up.
     ``unique_tokens``: tokens the tree pass runs (the prompt's last and the inner nodes; leaves are scored
     by their parents' rows), ``unique_option_tokens``: the unique option tokens scored. ``limit_fraction``
-    is the tree pass's FLOP rate over this machine's float32 matmul rate, measured in the same run.
+    is the tree pass's FLOP rate over this machine's float32 matmul rate, measured in the same run;
+    ``flops_ratio_packed_over_tree`` the speed-up over the packed pass that equal efficiency would give.
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats}: expected >= 1")
@@ -167,6 +182,7 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
     n_prompt = len(lm.tokenize(prompt, special=True))
     unique, run_cold, flops_cold = tree_flops(lm, n_prompt, options)
     _, run_warm, flops = tree_flops(lm, n_prompt, options, with_prompt=False)
+    flops_packed = packed_flops(lm, n_prompt, options)
     gflops = matmul_gflops(torch.float32)
     return {
         "model": lm.name,
@@ -200,6 +216,8 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
         "packed_tokens": ran["packed"],
         "flops_tree": flops,
         "flops_tree_cold": flops_cold,
+        "flops_packed": flops_packed,
+        "flops_ratio_packed_over_tree": round(flops_packed / flops, 2),
         "matmul_gflops_float32": round(gflops, 1),
         "matmul_gflops_bfloat16": round(matmul_gflops(torch.bfloat16, n=512, reps=1, repeats=1), 1),
         "limit_fraction": round(flops / med["tree_warm"] / (gflops * 1e9), 3),
