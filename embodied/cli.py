@@ -296,7 +296,7 @@ def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argpars
             wins[1] += 1
             progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
 
-        return agent.evaluate(tasks, folder, on_episode=tick, resume=not args.fresh,
+        return agent.evaluate(tasks, folder, on_episode=tick, resume=not args.fresh, workers=args.workers,
                               record={"command": "eval", "tasks": str(args.tasks), "n": len(tasks)})
 
 
@@ -575,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_flags(ev)
     ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
     ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
+    ev.add_argument("--workers", type=POSITIVE, default=1,
+                    help="local processes running episodes side by side, each with its own world and models "
+                         "(outcomes do not depend on it; the cores are shared out among them)")
     ev.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     ev.set_defaults(func=cmd_eval)
 

@@ -146,18 +146,25 @@ class Agent:
 
     def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path | EvalFolder, *, resume: bool = True,
                  on_episode: Callable[[dict[str, Any]], None] | None = None,
-                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+                 record: dict[str, Any] | None = None, workers: int = 1) -> dict[str, Any]:
         """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report.
         ``out`` is a folder (locked for the call) or an `EvalFolder` the caller holds; ``record`` adds to
-        ``config.json``, which also gets package versions and the checkpoints' sha256."""
+        ``config.json``, which also gets package versions and the checkpoints' sha256. ``workers`` > 1 runs
+        the episodes in that many local processes with this agent's configuration (same outcomes)."""
         from embodied.runtime.evaluate import evaluate, file_hashes
 
         if isinstance(tasks, str | Path):
             tasks = load_tasks(tasks)
-        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints())}
-        return evaluate(list(tasks), self.planner, out if isinstance(out, EvalFolder) else Path(out), self.env,
-                        on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
-                        infer_goal=self.config.infer_goal, describe=self.describe(), record=record)
+        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints()), "workers": workers}
+        args = dict(on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
+                    infer_goal=self.config.infer_goal, describe=self.describe(), record=record)
+        folder = out if isinstance(out, EvalFolder) else Path(out)
+        if workers == 1:
+            return evaluate(list(tasks), self.planner, folder, self.env, **args)
+        from embodied.runtime.rollouts import LocalWorkers
+
+        with LocalWorkers(self.config, workers) as pool:
+            return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:
         """Folders of the learned weights this agent uses (affordance, success detector, planner adapter,

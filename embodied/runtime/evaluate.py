@@ -310,28 +310,35 @@ def result_row(result: EpisodeResult) -> dict[str, Any]:
     return row
 
 
+Episodes = Callable[[Sequence[Task]], Iterator[tuple[Task, dict[str, Any]]]]
+
+
 def evaluate(tasks: Sequence[Task], planner: Planner, out: str | Path | EvalFolder, env: TabletopEnv,
              on_episode: Callable[[dict[str, Any]], None] | None = None, resume: bool = True,
              sensing: Sensing | None = None, reader: GoalReader | None = None,
              infer_goal: bool = False, describe: Mapping[str, Any] | None = None,
-             record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             record: Mapping[str, Any] | None = None, episodes: Episodes | None = None) -> dict[str, Any]:
     """Run every task not already done (rows matching the task and config hashes, when resuming) and write
     the report -- also when interrupted (SIGINT, SIGTERM as KeyboardInterrupt) or failing: it then covers
     what finished (``complete: false``). ``describe`` is the agent's resolved configuration (`Agent.describe`);
-    ``record`` adds to ``config.json``. ``out`` may be an `EvalFolder` the caller already holds."""
+    ``record`` adds to ``config.json``. ``out`` may be an `EvalFolder` the caller already holds.
+    ``episodes`` runs the tasks elsewhere (`embodied.runtime.rollouts.LocalWorkers.run`), yielding each
+    task's row as it finishes; rows are written in that order. Default: one after another, in this process."""
     if describe is None:
         describe = _describe(planner, sensing, infer_goal)
+
+    def here(todo: Sequence[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        for task in todo:
+            yield task, result_row(run_episode(env, task, planner, sensing=sensing, reader=reader,
+                                               infer_goal=infer_goal))
+
     with _held(out) as folder:
         done = folder.start(tasks, describe, resume, record)
         chash = config_hash(describe)
         rows = [done[t.id] for t in tasks if t.id in done]
         complete = False
         try:
-            for task in tasks:
-                if task.id in done:
-                    continue
-                row = result_row(run_episode(env, task, planner, sensing=sensing, reader=reader,
-                                             infer_goal=infer_goal))
+            for task, row in (episodes or here)([t for t in tasks if t.id not in done]):
                 row["task_hash"], row["config_hash"] = task_hash(task), chash
                 with _signals_held():  # the file and the report's rows never disagree by one
                     folder.append(row)

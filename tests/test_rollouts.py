@@ -1,0 +1,57 @@
+"""Episodes in worker processes: the same outcomes as one after another, and every task once even when a worker
+is killed in the middle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from embodied.runtime.agent import Agent, AgentConfig
+from embodied.runtime.rollouts import LocalWorkers, WorkerError
+from envs.generator import generate
+
+FAST = dict(planner="oracle", state="ground-truth", affordance="analytic", success="analytic", library=None)
+TASKS = [generate(family, seed) for family, seed in
+         (("block_in_bowl", 1), ("stack_two", 2), ("block_at_location", 3), ("block_on_block", 4))]
+
+
+def _outcomes(path) -> dict[str, tuple]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == len({r["id"] for r in rows})  # each task once
+    return {r["id"]: (r["success"], r["outcome"], r["n_steps"], r["physics_steps"]) for r in rows}
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_outcomes_of_one(tmp_path) -> None:
+    with Agent.from_config(**FAST) as agent:
+        one = agent.evaluate(TASKS, tmp_path / "one")
+        two = agent.evaluate(TASKS, tmp_path / "two", workers=2)
+    assert one["n"] == two["n"] == len(TASKS) and one["execution_success"] == two["execution_success"]
+    assert _outcomes(tmp_path / "one" / "results.jsonl") == _outcomes(tmp_path / "two" / "results.jsonl")
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["workers"] == 2
+
+
+@pytest.mark.slow
+def test_a_killed_worker_has_its_task_run_again() -> None:
+    rows = []
+    with LocalWorkers(AgentConfig(**FAST), 2) as pool:
+        for task, row in pool.run(TASKS):
+            rows.append((task.id, row))
+            if len(rows) == 1:  # kill -9 a worker that is in the middle of an episode
+                busy = next(s for s in pool._slots if s.task is not None)
+                os.kill(busy.process.pid, signal.SIGKILL)
+        assert pool.restarts == 1
+    assert sorted(i for i, _ in rows) == sorted(t.id for t in TASKS)  # every task exactly once
+    assert all(row["outcome"] == "success" for _, row in rows)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_says_why() -> None:
+    config = AgentConfig(**FAST, planner_options={"beam": 3})  # refused when the worker builds its planner
+    with LocalWorkers(config, 1) as pool, pytest.raises(WorkerError, match="failed to start.*has no option .beam."):
+        list(pool.run(TASKS[:1]))
+    with pytest.raises(Exception, match="workers must be a positive integer"):
+        LocalWorkers(config, 0)
