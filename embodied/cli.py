@@ -297,6 +297,7 @@ def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argpars
             progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
 
         return agent.evaluate(tasks, folder, on_episode=tick, resume=not args.fresh, workers=args.workers,
+                              backend=args.backend, ray_address=args.ray_address,
                               record={"command": "eval", "tasks": str(args.tasks), "n": len(tasks)})
 
 
@@ -578,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=POSITIVE, default=1,
                     help="local processes running episodes side by side, each with its own world and models "
                          "(outcomes do not depend on it; the cores are shared out among them)")
+    ev.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="where --workers run: local processes, or Ray actors (pip install 'embodied[ray]')")
+    ev.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join (with --backend ray); "
+                    "default: a local Ray runtime started for the run")
     ev.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     ev.set_defaults(func=cmd_eval)
 

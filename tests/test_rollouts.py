@@ -55,3 +55,19 @@ def test_a_worker_that_cannot_start_says_why() -> None:
         list(pool.run(TASKS[:1]))
     with pytest.raises(Exception, match="workers must be a positive integer"):
         LocalWorkers(config, 0)
+
+
+@pytest.mark.slow
+def test_ray_actors_give_the_outcomes_of_one_process(tmp_path) -> None:
+    """`--backend ray` on a local Ray runtime (quiet, 127.0.0.1, stopped afterwards): the same rows."""
+    pytest.importorskip("ray")
+    import ray
+
+    with Agent.from_config(**FAST) as agent:
+        one = agent.evaluate(TASKS[:2], tmp_path / "one")
+        ray_ = agent.evaluate(TASKS[:2], tmp_path / "ray", workers=2, backend="ray")
+    assert not ray.is_initialized()  # the runtime this run started is stopped
+    assert one["execution_success"] == ray_["execution_success"]
+    assert _outcomes(tmp_path / "one" / "results.jsonl") == _outcomes(tmp_path / "ray" / "results.jsonl")
+    with pytest.raises(Exception, match="needs --backend ray"):
+        agent.evaluate(TASKS[:1], tmp_path / "x", ray_address="127.0.0.1:6379")

@@ -146,24 +146,27 @@ class Agent:
 
     def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path | EvalFolder, *, resume: bool = True,
                  on_episode: Callable[[dict[str, Any]], None] | None = None,
-                 record: dict[str, Any] | None = None, workers: int = 1) -> dict[str, Any]:
+                 record: dict[str, Any] | None = None, workers: int = 1, backend: str = "local",
+                 ray_address: str | None = None) -> dict[str, Any]:
         """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report.
         ``out`` is a folder (locked for the call) or an `EvalFolder` the caller holds; ``record`` adds to
-        ``config.json``, which also gets package versions and the checkpoints' sha256. ``workers`` > 1 runs
-        the episodes in that many local processes with this agent's configuration (same outcomes)."""
+        ``config.json``, which also gets package versions and the checkpoints' sha256. ``workers`` > 1 (or
+        ``backend="ray"``) runs the episodes in that many worker processes or Ray actors with this agent's
+        configuration (`embodied.runtime.rollouts`; the same outcomes)."""
         from embodied.runtime.evaluate import evaluate, file_hashes
 
         if isinstance(tasks, str | Path):
             tasks = load_tasks(tasks)
-        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints()), "workers": workers}
+        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints()), "workers": workers,
+                  "backend": backend}
         args = dict(on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
                     infer_goal=self.config.infer_goal, describe=self.describe(), record=record)
         folder = out if isinstance(out, EvalFolder) else Path(out)
-        if workers == 1:
+        if workers == 1 and backend == "local" and ray_address is None:
             return evaluate(list(tasks), self.planner, folder, self.env, **args)
-        from embodied.runtime.rollouts import LocalWorkers
+        from embodied.runtime.rollouts import make_workers
 
-        with LocalWorkers(self.config, workers) as pool:
+        with make_workers(self.config, workers, backend, ray_address) as pool:
             return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:

@@ -1,5 +1,6 @@
-"""Episodes run beside each other: `LocalWorkers` keeps ``n`` processes, each with its own world and models
-loaded across episodes, and hands them tasks one at a time; rows come back in completion order.
+"""Episodes run beside each other: `LocalWorkers` keeps ``n`` processes, `RayWorkers` ``n`` Ray actors (on a
+local Ray runtime or a cluster), each with its own world and models loaded across episodes, and hands them
+tasks one at a time; rows come back in completion order. Both have ``run(tasks)``, the seam `evaluate` uses.
 
 Every episode is seeded by its task, so an outcome does not depend on which worker ran it or when. A worker
 that dies (``kill -9``, out of memory) has its task run again by a fresh worker; a task that takes down
@@ -35,17 +36,32 @@ class WorkerError(EmbodiedError):
     """A worker could not start, or an episode raised inside it (the message is the worker's)."""
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _load_agent(config: dict[str, Any], threads: int) -> Any:
+    """A worker's agent, with ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from embodied.runtime.agent import Agent, AgentConfig
+
+    return Agent.from_config(AgentConfig(**config))
+
+
+def _row(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
+    """One episode of a task (as JSON) and its results row."""
+    from embodied.runtime.evaluate import result_row
+
+    return result_row(agent.run(Task.from_dict(task)))
+
+
 def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
     """A worker's life: load an agent once, then run each task it is sent and send back its results row."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops its workers
     try:
-        import torch
-
-        torch.set_num_threads(threads)
-        from embodied.runtime.agent import Agent, AgentConfig
-        from embodied.runtime.evaluate import result_row
-
-        agent = Agent.from_config(AgentConfig(**config))
+        agent = _load_agent(config, threads)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", None, f"{type(e).__name__}: {e}"))
         return
@@ -55,13 +71,12 @@ def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
             message = conn.recv()
             if message is None:
                 return
-            task = Task.from_dict(message)
             try:
-                row = result_row(agent.run(task))
+                row = _row(agent, message)
             except BaseException as e:  # noqa: BLE001
-                conn.send(("error", task.id, f"{type(e).__name__}: {e}"))
+                conn.send(("error", message.get("id"), f"{type(e).__name__}: {e}"))
                 return
-            conn.send(("row", task.id, row))
+            conn.send(("row", message.get("id"), row))
     except (EOFError, OSError):  # the parent went away
         return
     finally:
@@ -85,8 +100,7 @@ class LocalWorkers:
             raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
         self.config = dataclasses.asdict(config)
         self.n = n
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        self.threads = threads or max(1, cores // n)  # the cores shared out: no oversubscription
+        self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
         self._ctx = get_context("spawn")
         self._slots: list[_Slot] = []
         self.restarts = 0
@@ -197,6 +211,131 @@ class LocalWorkers:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RayWorkers:
+    """``n`` Ray actors running episodes of the agent ``config``: on a local Ray runtime started here (quiet,
+    127.0.0.1 only, no dashboard, usage stats off, a small object store; stopped on `close()`), or on the
+    cluster at ``address``. An actor that dies has its task run again on a fresh one, as with `LocalWorkers`.
+    Ray is an optional extra: ``pip install 'embodied[ray]'``."""
+
+    def __init__(self, config: Any, n: int, address: str | None = None, threads: int | None = None) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
+        try:
+            import ray
+        except ImportError:
+            raise EmbodiedError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
+        self._ray, self.config, self.n, self.restarts = ray, dataclasses.asdict(config), n, 0
+        self._started = False
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            t0 = time.monotonic()
+            if address is None:
+                ray.init(num_cpus=_cores(), include_dashboard=False, log_to_driver=False,
+                         object_store_memory=100 * 2**20, _node_ip_address="127.0.0.1",
+                         configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            self._started = True
+            log.info("Ray runtime %s in %.1f s", "started" if address is None else f"joined at {address}",
+                     time.monotonic() - t0)
+        self.threads = threads or (max(1, _cores() // n) if address is None else 1)
+        self._actor = ray.remote(num_cpus=1, max_restarts=0)(_EpisodeActor)
+        self._actors: list[Any] = []
+
+    def _new_actor(self) -> Any:
+        return self._actor.remote(self.config, self.threads)
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        """Each task's results row, as episodes finish; a dead actor's task is run again on a fresh one."""
+        ray = self._ray
+        while len(self._actors) < min(self.n, len(tasks)):
+            self._actors.append(self._new_actor())
+        try:
+            ray.get([a.ready.remote() for a in self._actors])
+        except ray.exceptions.RayError as e:
+            raise WorkerError(f"worker failed to start: {_ray_cause(e)}") from None
+        pending: deque[Task] = deque(tasks)
+        deaths: Counter[str] = Counter()
+        idle = list(range(len(self._actors)))
+        inflight: dict[Any, tuple[int, Task]] = {}
+        while pending or inflight:
+            while idle and pending:
+                i, task = idle.pop(), pending.popleft()
+                inflight[self._actors[i].run.remote(task.to_dict())] = (i, task)
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=5.0)
+            for ref in done:
+                i, task = inflight.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except ray.exceptions.RayActorError:
+                    self._actors[i] = self._new_actor()
+                    self.restarts += 1
+                    deaths[task.id] += 1
+                    if deaths[task.id] >= MAX_DEATHS:
+                        log.error("task %s took down %d workers; recorded as failed", task.id, MAX_DEATHS)
+                        yield task, _died_row(task, MAX_DEATHS)
+                    else:
+                        log.warning("a worker died running task %s; it runs again", task.id)
+                        pending.appendleft(task)
+                    idle.append(i)
+                    continue
+                except ray.exceptions.RayTaskError as e:
+                    raise WorkerError(f"worker failed on task {task.id}: {_ray_cause(e)}") from None
+                idle.append(i)
+                yield task, row
+
+    def close(self) -> None:
+        """Stop the actors, and the local Ray runtime if this started it."""
+        for actor in self._actors:
+            with contextlib.suppress(Exception):  # already dead
+                self._ray.kill(actor)
+        self._actors = []
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+    def __enter__(self) -> RayWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _EpisodeActor:
+    """A Ray actor's state: one agent, loaded once (`_load_agent`), running one episode per call."""
+
+    def __init__(self, config: dict[str, Any], threads: int) -> None:
+        self.agent = _load_agent(config, threads)
+
+    def ready(self) -> bool:
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        return _row(self.agent, task)
+
+
+def _ray_cause(error: Exception) -> str:
+    """The worker's own exception from a Ray error, in one line."""
+    cause = getattr(error, "cause", None)
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(error).strip().splitlines()[-1]
+
+
+BACKENDS = ("local", "ray")
+
+
+def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None
+                 ) -> LocalWorkers | RayWorkers:
+    """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join)."""
+    if backend not in BACKENDS:
+        raise EmbodiedError(f"backend {backend!r} is not known; choose {' or '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise EmbodiedError("--ray-address needs --backend ray")
+    return LocalWorkers(config, n) if backend == "local" else RayWorkers(config, n, address)
 
 
 def _died_row(task: Task, deaths: int) -> dict[str, Any]:
