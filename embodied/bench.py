@@ -452,3 +452,43 @@ def bench_episode(repeats: int = 3, code: Path | str | None = None) -> dict[str,
     if code is not None:
         report["other_code"] = str(roots["other"])
     return report
+
+
+# ------------------------------------------------------------------------------- rollouts against workers
+def bench_rollouts(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tasks: int = 30,
+                   workers: Sequence[int] = (1, 2), backend: str = "local", **agent: Any) -> dict[str, Any]:
+    """Episodes per second of `eval` with the defaults (``agent`` overrides them) on the first ``n_tasks``
+    tasks, for each number of ``workers`` in one run: 1 is the in-process eval, more are worker processes
+    (or Ray actors) whose start-up (spawn, imports, models) is timed into the run and also reported apart
+    (``first_row_s``). Per-task outcomes are compared across the runs (``identical_outcomes``)."""
+    import json
+    import tempfile
+
+    from embodied.runtime.agent import Agent
+    from embodied.world.tasks import load_tasks
+
+    chosen = load_tasks(tasks)[:n_tasks]
+    runs: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
+    with Agent.from_config(**agent) as a, tempfile.TemporaryDirectory(prefix="bench-rollouts-") as tmp:
+        for n in workers:
+            first: list[float] = []
+            t0 = time.perf_counter()
+            report = a.evaluate(chosen, Path(tmp) / f"w{n}", workers=n, backend=backend,
+                                on_episode=lambda _row, first=first: first.append(time.perf_counter()))
+            wall = time.perf_counter() - t0
+            rows = [json.loads(line) for line in (Path(tmp) / f"w{n}" / "results.jsonl").read_text().splitlines()]
+            outcomes[str(n)] = {r["id"]: (r["success"], r["outcome"], r["n_steps"]) for r in rows}
+            runs[str(n)] = {"wall_s": round(wall, 2), "episodes_per_s": round(len(rows) / wall, 4),
+                            "first_row_s": round(first[0] - t0, 2) if first else None,
+                            "execution_success": report["execution_success"], "episodes": len(rows)}
+    base = runs[str(workers[0])]["episodes_per_s"]
+    per_episode = runs[str(workers[0])]["wall_s"] / max(runs[str(workers[0])]["episodes"], 1)
+    reference = outcomes[str(workers[0])]
+    return {
+        "tasks": f"{tasks} (first {len(chosen)})", "backend": backend, "cores": os.cpu_count(), "runs": runs,
+        "speedup": {n: round(r["episodes_per_s"] / base, 2) for n, r in runs.items()},
+        "identical_outcomes": all(o == reference for o in outcomes.values()),
+        "differing_tasks": sorted({t for o in outcomes.values() for t in o if o.get(t) != reference.get(t)}),
+        "seconds_per_episode_one_worker": round(per_episode, 2),
+    }

@@ -94,6 +94,14 @@ def _int_in(low: int, high: int | None = None) -> Any:
 SEED, POSITIVE, COUNT, IMAGE_SIZE = _int_in(0, 2**32 - 1), _int_in(1), _int_in(0), _int_in(8, 1024)
 
 
+def _positive_list(text: str) -> tuple[int, ...]:
+    """An argparse type: ``"1,2,4"`` -> ``(1, 2, 4)``, each a positive integer."""
+    values = tuple(POSITIVE(t.strip()) for t in text.split(",") if t.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
 def _checked_out_dir(path: Path) -> tuple[Path, bool]:
     """``path`` made and checked writable before any work; also whether this call created it."""
     from embodied.world.paths import check_output_dir
@@ -323,6 +331,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.bench import bench_episode
 
         result = bench_episode(repeats=args.repeats, code=args.code)
+    elif args.what == "rollouts":
+        from embodied.bench import bench_rollouts
+
+        result = bench_rollouts(args.tasks, n_tasks=args.n, workers=args.workers, backend=args.backend)
     else:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
@@ -597,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode"])
+    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts"])
     bench.add_argument("--scenes", type=POSITIVE, default=70, help="held-out scenes of skill executions for `grounding`")
     bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding` and `perception`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
@@ -605,9 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=POSITIVE, default=3)
     bench.add_argument("--tasks", type=Path, default=Path("benchmarks/generated_100.jsonl"),
                        help="task file whose first --n tasks `perception` runs")
-    bench.add_argument("--n", type=POSITIVE, default=12, help="episodes for `perception` (each run both ways)")
+    bench.add_argument("--n", type=POSITIVE, default=12,
+                       help="episodes for `perception` (each run both ways) and `rollouts` (each run per --workers)")
     bench.add_argument("--code", type=Path, help="`episode`: also time this other checkout of embodied (say the "
                                                  "code before a change) in the same run")
+    bench.add_argument("--workers", type=_positive_list, default=(1, 2), metavar="N[,N]",
+                       help="`rollouts`: worker counts to compare in one run (1: the in-process eval)")
+    bench.add_argument("--backend", choices=["local", "ray"], default="local", help="`rollouts`: where workers run")
     bench.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)

@@ -25,13 +25,16 @@ def _outcomes(path) -> dict[str, tuple]:
 
 
 @pytest.mark.slow
-def test_two_workers_give_the_outcomes_of_one(tmp_path) -> None:
-    with Agent.from_config(**FAST) as agent:
-        one = agent.evaluate(TASKS, tmp_path / "one")
-        two = agent.evaluate(TASKS, tmp_path / "two", workers=2)
-    assert one["n"] == two["n"] == len(TASKS) and one["execution_success"] == two["execution_success"]
-    assert _outcomes(tmp_path / "one" / "results.jsonl") == _outcomes(tmp_path / "two" / "results.jsonl")
-    assert json.loads((tmp_path / "two" / "config.json").read_text())["workers"] == 2
+def test_bench_rollouts_two_workers_give_the_outcomes_of_one(tmp_path) -> None:
+    from embodied.bench import bench_rollouts
+    from embodied.world.tasks import save_tasks
+
+    save_tasks(TASKS, tmp_path / "t.jsonl")
+    out = bench_rollouts(tmp_path / "t.jsonl", n_tasks=4, workers=(1, 2), **FAST)
+    assert out["identical_outcomes"] and out["differing_tasks"] == []
+    assert set(out["runs"]) == {"1", "2"} and all(r["episodes"] == 4 for r in out["runs"].values())
+    assert out["runs"]["1"]["execution_success"] == out["runs"]["2"]["execution_success"] == 1.0
+    assert out["speedup"]["1"] == 1.0 and out["runs"]["2"]["first_row_s"] > 0
 
 
 @pytest.mark.slow
@@ -69,5 +72,7 @@ def test_ray_actors_give_the_outcomes_of_one_process(tmp_path) -> None:
     assert not ray.is_initialized()  # the runtime this run started is stopped
     assert one["execution_success"] == ray_["execution_success"]
     assert _outcomes(tmp_path / "one" / "results.jsonl") == _outcomes(tmp_path / "ray" / "results.jsonl")
+    config = json.loads((tmp_path / "ray" / "config.json").read_text())
+    assert (config["workers"], config["backend"]) == (2, "ray")
     with pytest.raises(Exception, match="needs --backend ray"):
         agent.evaluate(TASKS[:1], tmp_path / "x", ray_address="127.0.0.1:6379")
