@@ -125,6 +125,7 @@ class LocalWorkers:
         """Each task's results row, as episodes finish; a dead worker's task is run again elsewhere."""
         pending: deque[Task] = deque(tasks)
         deaths: Counter[str] = Counter()
+        startup_deaths = 0
         while len(self._slots) < min(self.n, len(pending)):
             self._slots.append(self._start())
         started = time.monotonic()
@@ -142,6 +143,11 @@ class LocalWorkers:
                     continue  # already replaced in this round
                 message = self._receive(slot)
                 if message is None:  # the worker died (no message left in its pipe)
+                    if not slot.ready:
+                        startup_deaths += 1
+                        if startup_deaths >= MAX_DEATHS * self.n:
+                            raise WorkerError(f"workers keep dying while loading ({startup_deaths} so far, exit "
+                                              f"code {slot.process.exitcode}); run with --workers 1 to see why")
                     task = self._replace(slot)
                     if task is not None:
                         deaths[task.id] += 1
