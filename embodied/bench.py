@@ -458,15 +458,19 @@ def bench_episode(repeats: int = 3, code: Path | str | None = None) -> dict[str,
 def bench_rollouts(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tasks: int = 30,
                    workers: Sequence[int] = (1, 2), backend: str = "local", **agent: Any) -> dict[str, Any]:
     """Episodes per second of `eval` with the defaults (``agent`` overrides them) on the first ``n_tasks``
-    tasks, for each number of ``workers`` in one run: 1 is the in-process eval, more are worker processes
-    (or Ray actors) whose start-up (spawn, imports, models) is timed into the run and also reported apart
-    (``first_row_s``). Per-task outcomes are compared across the runs (``identical_outcomes``)."""
+    tasks, for each number of ``workers`` in one run: with the local backend 1 is the in-process eval, more
+    are worker processes (with Ray, actors for every count) whose start-up (spawn, imports, models) is timed
+    into the run; ``first_row_s`` is the time to the first finished episode (start-up plus one episode).
+    Per-task outcomes are compared across the runs (``identical_outcomes``)."""
     import json
     import tempfile
 
     from embodied.runtime.agent import Agent
+    from embodied.runtime.rollouts import _cores, check_backend
     from embodied.world.tasks import load_tasks
 
+    check_backend(backend)
+    workers = tuple(dict.fromkeys(workers))  # each count once
     chosen = load_tasks(tasks)[:n_tasks]
     runs: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, dict[str, Any]] = {}
@@ -486,7 +490,7 @@ def bench_rollouts(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tasks
     per_episode = runs[str(workers[0])]["wall_s"] / max(runs[str(workers[0])]["episodes"], 1)
     reference = outcomes[str(workers[0])]
     return {
-        "tasks": f"{tasks} (first {len(chosen)})", "backend": backend, "cores": os.cpu_count(), "runs": runs,
+        "tasks": f"{tasks} (first {len(chosen)})", "backend": backend, "cores": _cores(), "runs": runs,
         "speedup": {n: round(r["episodes_per_s"] / base, 2) for n, r in runs.items()},
         "identical_outcomes": all(o == reference for o in outcomes.values()),
         "differing_tasks": sorted({t for o in outcomes.values() for t in o if o.get(t) != reference.get(t)}),

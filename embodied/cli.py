@@ -272,10 +272,12 @@ def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = No
 def cmd_eval(args: argparse.Namespace) -> int:
     from embodied.runtime.agent import Agent
     from embodied.runtime.evaluate import EvalFolder
+    from embodied.runtime.rollouts import check_backend
     from embodied.world.tasks import load_tasks
 
     config = _agent_config(args)
     tasks = load_tasks(args.tasks)
+    check_backend(args.backend, args.ray_address)  # before anything loads
     out = Path(args.out) if args.out else _default_out("eval")
     # Before any work: one writer per folder (also for --fresh, which deletes), and rows that can be read.
     with EvalFolder(out) as folder:

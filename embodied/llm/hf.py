@@ -65,7 +65,7 @@ def sdpa_packed_gqa(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     packed = query.reshape(b, h // groups, groups * q, d)  # head j's queries: query heads j*g .. j*g+g-1
     mask = attention_mask.repeat(1, 1, groups, 1)  # the same (Q, K) mask for each stacked query head
     out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
-    return out.reshape(b, h, q, d).transpose(1, 2).contiguous(), None
+    return out.reshape(out.shape[0], h, q, value.shape[-1]).transpose(1, 2).contiguous(), None
 
 
 def _use_packed_gqa(model: PreTrainedModel) -> None:

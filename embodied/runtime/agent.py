@@ -151,8 +151,10 @@ class Agent:
         """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report.
         ``out`` is a folder (locked for the call) or an `EvalFolder` the caller holds; ``record`` adds to
         ``config.json``, which also gets package versions and the checkpoints' sha256. ``workers`` > 1 (or
-        ``backend="ray"``) runs the episodes in that many worker processes or Ray actors with this agent's
-        configuration (`embodied.runtime.rollouts`; the same outcomes)."""
+        ``backend="ray"``) runs the episodes in that many worker processes or Ray actors, each building an agent
+        from this one's `AgentConfig` (`embodied.runtime.rollouts`; the same outcomes; a worker whose
+        configuration or checkpoints differ from this agent's is refused). Python scripts that use workers
+        need the ``if __name__ == "__main__":`` guard of the ``spawn`` start method."""
         from embodied.runtime.evaluate import evaluate, file_hashes
 
         if isinstance(tasks, str | Path):
@@ -164,9 +166,9 @@ class Agent:
         folder = out if isinstance(out, EvalFolder) else Path(out)
         if workers == 1 and backend == "local" and ray_address is None:
             return evaluate(list(tasks), self.planner, folder, self.env, **args)
-        from embodied.runtime.rollouts import make_workers
+        from embodied.runtime.rollouts import _identity, make_workers
 
-        with make_workers(self.config, workers, backend, ray_address) as pool:
+        with make_workers(self.config, workers, backend, ray_address, identity=_identity(self)) as pool:
             return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:

@@ -185,7 +185,7 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         step = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
         if decision.note:
             step["note"] = decision.note
-        if sensing is not None:  # the planner hears the success detector, not the skill's self-report
+        if sensing is not None:  # the planner hears the judged outcome (look, detector, self-report), `Sensing.judge`
             after_obs, after = sensing.observation(), sensing.state()
             told, p = sensing.judge(obs, after_obs, state, decision.call, outcome, state_after=after)
             step["detected"] = {"p_success": round(p, 4), "success": told.success}

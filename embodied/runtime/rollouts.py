@@ -57,15 +57,25 @@ def _row(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
     return result_row(agent.run(Task.from_dict(task)))
 
 
+def _identity(agent: Any) -> str:
+    """What a worker's agent must share with the parent's: the hash of the configuration keys that change
+    results, and of its checkpoint files (a cluster node with other weights is refused)."""
+    from embodied.runtime.evaluate import _digest, config_hash, file_hashes
+
+    return _digest([config_hash(agent.describe()), sorted(file_hashes(agent.checkpoints()).values())])
+
+
 def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
     """A worker's life: load an agent once, then run each task it is sent and send back its results row."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops its workers
     try:
         agent = _load_agent(config, threads)
+        identity = _identity(agent)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        log.debug("worker start failed", exc_info=True)
         conn.send(("error", None, f"{type(e).__name__}: {e}"))
         return
-    conn.send(("ready", None, None))
+    conn.send(("ready", None, identity))
     try:
         while True:
             message = conn.recv()
@@ -74,7 +84,9 @@ def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
             try:
                 row = _row(agent, message)
             except BaseException as e:  # noqa: BLE001
-                conn.send(("error", message.get("id"), f"{type(e).__name__}: {e}"))
+                import traceback
+
+                conn.send(("error", message.get("id"), f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
                 return
             conn.send(("row", message.get("id"), row))
     except (EOFError, OSError):  # the parent went away
@@ -89,17 +101,19 @@ class _Slot:
     conn: Connection
     ready: bool = False
     task: Task | None = None  # the task it is running
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class LocalWorkers:
     """``n`` local worker processes running episodes of the agent ``config`` (an `AgentConfig`); use as a
     context manager, or call `close()`."""
 
-    def __init__(self, config: Any, n: int, threads: int | None = None) -> None:
+    def __init__(self, config: Any, n: int, threads: int | None = None, identity: str | None = None) -> None:
         if not isinstance(n, int) or n < 1:
             raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
         self.config = dataclasses.asdict(config)
         self.n = n
+        self.identity = identity  # `_identity` of the parent's agent: every worker must match it
         self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
         self._ctx = get_context("spawn")
         self._slots: list[_Slot] = []
@@ -128,14 +142,14 @@ class LocalWorkers:
         startup_deaths = 0
         while len(self._slots) < min(self.n, len(pending)):
             self._slots.append(self._start())
-        started = time.monotonic()
         while pending or any(s.task is not None for s in self._slots):
             for slot in self._slots:
                 if slot.ready and slot.task is None and pending:
                     slot.task = pending.popleft()
                     slot.conn.send(slot.task.to_dict())
-            if not any(s.ready for s in self._slots) and time.monotonic() - started > START_TIMEOUT_S:
-                raise WorkerError(f"no worker loaded its models within {START_TIMEOUT_S:.0f} s")
+            late = [s for s in self._slots if not s.ready and time.monotonic() - s.started > START_TIMEOUT_S]
+            if late:
+                raise WorkerError(f"a worker did not load its models within {START_TIMEOUT_S:.0f} s")
             sources = {s.conn: s for s in self._slots} | {s.process.sentinel: s for s in self._slots}
             for source in wait(list(sources), timeout=5.0):
                 slot = sources[source]
@@ -160,6 +174,7 @@ class LocalWorkers:
                     continue
                 kind, task_id, payload = message
                 if kind == "ready":
+                    _check_identity(self.identity, payload)
                     slot.ready = True
                 elif kind == "row":
                     task, slot.task = slot.task, None
@@ -167,8 +182,11 @@ class LocalWorkers:
                         raise WorkerError(f"a worker answered for task {task_id!r}, which it was not running")
                     yield task, payload
                 else:
+                    first, _, trace = str(payload).partition("\n")
+                    if trace:
+                        log.debug("worker traceback:\n%s", trace)
                     raise WorkerError(f"worker failed{f' on task {task_id}' if task_id else ' to start'}: "
-                                      f"{payload}")
+                                      f"{first}")
 
     def _receive(self, slot: _Slot) -> tuple[str, str | None, Any] | None:
         """The worker's next message, or None when it is dead with nothing left to read."""
@@ -194,6 +212,8 @@ class LocalWorkers:
         task = slot.task
         slot.conn.close()
         slot.process.join(timeout=1.0)
+        with contextlib.suppress(ValueError):  # still running: left to the daemon flag
+            slot.process.close()
         self._slots[self._slots.index(slot)] = self._start()
         self.restarts += 1
         return task
@@ -225,24 +245,28 @@ class RayWorkers:
     cluster at ``address``. An actor that dies has its task run again on a fresh one, as with `LocalWorkers`.
     Ray is an optional extra: ``pip install 'embodied[ray]'``."""
 
-    def __init__(self, config: Any, n: int, address: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, config: Any, n: int, address: str | None = None, threads: int | None = None,
+                 identity: str | None = None) -> None:
         if not isinstance(n, int) or n < 1:
             raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
-        try:
-            import ray
-        except ImportError:
-            raise EmbodiedError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
+        ray = _import_ray()
         self._ray, self.config, self.n, self.restarts = ray, dataclasses.asdict(config), n, 0
+        self.identity = identity
         self._started = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             t0 = time.monotonic()
-            if address is None:
-                ray.init(num_cpus=_cores(), include_dashboard=False, log_to_driver=False,
-                         object_store_memory=100 * 2**20, _node_ip_address="127.0.0.1",
-                         configure_logging=False)
-            else:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                if address is None:  # one CPU slot per actor, even with more actors than cores
+                    ray.init(num_cpus=max(_cores(), n), include_dashboard=False, log_to_driver=False,
+                             object_store_memory=100 * 2**20, _node_ip_address="127.0.0.1",
+                             configure_logging=False)
+                else:
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
+                raise WorkerError(f"cannot start Ray{f' at {address}' if address else ''}: "
+                                  f"{str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"
+                                  ) from None
             self._started = True
             log.info("Ray runtime %s in %.1f s", "started" if address is None else f"joined at {address}",
                      time.monotonic() - t0)
@@ -258,10 +282,7 @@ class RayWorkers:
         ray = self._ray
         while len(self._actors) < min(self.n, len(tasks)):
             self._actors.append(self._new_actor())
-        try:
-            ray.get([a.ready.remote() for a in self._actors])
-        except ray.exceptions.RayError as e:
-            raise WorkerError(f"worker failed to start: {_ray_cause(e)}") from None
+        self._ready(self._actors)
         pending: deque[Task] = deque(tasks)
         deaths: Counter[str] = Counter()
         idle = list(range(len(self._actors)))
@@ -275,8 +296,13 @@ class RayWorkers:
                 i, task = inflight.pop(ref)
                 try:
                     row = ray.get(ref)
-                except ray.exceptions.RayActorError:
+                except ray.exceptions.RayActorError as e:
+                    if getattr(e, "actor_init_failed", False):
+                        raise WorkerError(f"worker failed to start: {_ray_cause(e)}") from None
+                    with contextlib.suppress(Exception):  # maybe only unreachable: free its CPU slot
+                        ray.kill(self._actors[i])
                     self._actors[i] = self._new_actor()
+                    self._ready([self._actors[i]])
                     self.restarts += 1
                     deaths[task.id] += 1
                     if deaths[task.id] >= MAX_DEATHS:
@@ -291,6 +317,20 @@ class RayWorkers:
                     raise WorkerError(f"worker failed on task {task.id}: {_ray_cause(e)}") from None
                 idle.append(i)
                 yield task, row
+
+    def _ready(self, actors: list[Any]) -> None:
+        """Wait for ``actors`` to load their agents (`START_TIMEOUT_S`), each matching ``identity``."""
+        ray = self._ray
+        refs = [a.ready.remote() for a in actors]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+        if len(done) < len(refs):
+            raise WorkerError(f"a Ray worker did not load its models within {START_TIMEOUT_S:.0f} s "
+                              "(too few CPUs on the cluster?)")
+        try:
+            for identity in ray.get(refs):
+                _check_identity(self.identity, identity)
+        except ray.exceptions.RayError as e:
+            raise WorkerError(f"worker failed to start: {_ray_cause(e)}") from None
 
     def close(self) -> None:
         """Stop the actors, and the local Ray runtime if this started it."""
@@ -315,8 +355,8 @@ class _EpisodeActor:
     def __init__(self, config: dict[str, Any], threads: int) -> None:
         self.agent = _load_agent(config, threads)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str:
+        return _identity(self.agent)
 
     def pid(self) -> int:
         return os.getpid()
@@ -334,18 +374,46 @@ def _ray_cause(error: Exception) -> str:
 BACKENDS = ("local", "ray")
 
 
-def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None
-                 ) -> LocalWorkers | RayWorkers:
-    """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join)."""
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise EmbodiedError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
+    return ray
+
+
+def check_backend(backend: str, address: str | None = None) -> None:
+    """Refuse a backend that cannot run here, before anything loads: unknown, Ray missing, an address
+    without Ray."""
     if backend not in BACKENDS:
         raise EmbodiedError(f"backend {backend!r} is not known; choose {' or '.join(BACKENDS)}")
     if address is not None and backend != "ray":
         raise EmbodiedError("--ray-address needs --backend ray")
-    return LocalWorkers(config, n) if backend == "local" else RayWorkers(config, n, address)
+    if backend == "ray":
+        _import_ray()
+
+
+def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None,
+                 identity: str | None = None) -> LocalWorkers | RayWorkers:
+    """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join); each
+    worker's agent must match ``identity`` (`_identity` of the parent's agent)."""
+    check_backend(backend, address)
+    if backend == "local":
+        return LocalWorkers(config, n, identity=identity)
+    return RayWorkers(config, n, address, identity=identity)
+
+
+def _check_identity(expected: str | None, got: str) -> None:
+    if expected is not None and got != expected:
+        raise WorkerError("a worker loaded another configuration or other checkpoint files than this process "
+                          f"(identity {got} != {expected}); every worker must see the same files")
 
 
 def _died_row(task: Task, deaths: int) -> dict[str, Any]:
     """The results row of a task that took down ``deaths`` workers: failed, with the reason."""
-    return {"id": task.id, "instruction": task.instruction, "family": task.family, "seed": task.seed,
-            "success": False, "outcome": "failed", "reason": f"the worker running it died {deaths} times",
-            "steps": [], "n_steps": 0, "seconds": 0.0, "n_skill_failures": 0}
+    row = {"id": task.id, "instruction": task.instruction, "family": task.family, "seed": task.seed,
+           "success": False, "outcome": "failed", "reason": f"the worker running it died {deaths} times",
+           "steps": [], "n_steps": 0, "seconds": 0.0, "n_skill_failures": 0}
+    if task.expect == "cannot":
+        row |= {"expect": "cannot", "why": task.why, "false_success": False}
+    return row
