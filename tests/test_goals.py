@@ -158,3 +158,39 @@ def test_a_refusal_rules_out_every_call_refused_for_the_same_reason():
     guard.record(calls[0], SkillResult(False, "not clear", 0))
     ok, _ = guard.allowed(state, calls + [SkillCall("pick_and_place", {"block": "red block", "target": "middle"})])
     assert ok == [False, False, False, True]
+
+
+def test_a_part_of_the_goal_already_reached_is_not_undone_unless_a_plan_needs_it():
+    """With the red block in the green bowl and the blue one still out, taking the red block out again is not
+    offered; moving the blue one in is. When the reached part must move first (a block in the bowl that has
+    to go under another one), the move that a shortest plan starts with is still offered."""
+    from embodied.planners.guard import GoalGuard
+    from embodied.planners.oracle import plan
+    from embodied.world.scene import ObjectState, SceneState
+    from embodied.world.symbolic import abstract
+    from skills import SkillCall
+
+    bowl = ObjectState("green bowl", "bowl", "green", (0.45, -0.2, 0.626))
+    objs = {"red block": ObjectState("red block", "block", "red", (0.45, -0.2, 0.646)),
+            "blue block": ObjectState("blue block", "block", "blue", (0.55, 0.15, 0.645)), "green bowl": bowl}
+    state = SceneState(objects=objs, ee_position=(0.3, 0.0, 1.0))
+    guard = GoalGuard()
+    guard.reset([["in", "red block", "green bowl"], ["in", "blue block", "green bowl"]])
+    calls = [SkillCall("pick_and_place", {"block": "red block", "target": "middle"}),
+             SkillCall("pick_and_place", {"block": "red block", "target": "blue block"}),
+             SkillCall("pick_and_place", {"block": "blue block", "target": "green bowl"}),
+             SkillCall("pick_and_place", {"block": "blue block", "target": "red block"})]
+    ok, _ = guard.allowed(state, calls)
+    assert ok == [False, False, True, True]
+    tower = {"red block": ObjectState("red block", "block", "red", (0.5, 0.0, 0.645)),
+             "blue block": ObjectState("blue block", "block", "blue", (0.5, 0.0, 0.685)),
+             "green block": ObjectState("green block", "block", "green", (0.6, 0.15, 0.645))}
+    state = SceneState(objects=tower, ee_position=(0.3, 0.0, 1.0))
+    goal = [["on", "blue block", "red block"], ["on", "red block", "green block"]]
+    guard.reset(goal)  # the blue block must come off (undoing its part) before the red one can move
+    first = plan(abstract(state), goal)[0]
+    assert first.args["block"] == "blue block"
+    other = next(SkillCall("pick_and_place", {"block": "blue block", "target": t})
+                 for t in ("bottom right corner", "top left corner") if t != first.args["target"])
+    ok, _ = guard.allowed(state, [first, other])
+    assert ok == [True, False]  # the plan's first move is offered, another way out is not

@@ -1,12 +1,13 @@
 """What a goal in hand adds to a planner that scores options (SayCan, PaLM-E): "done" only once the goal holds
 on the perceived state, no call chosen again after it failed from an unchanged state (one retry after a
-physical miss, which the trace notes), and, when nothing feasible remains, the reason that blocks the goal."""
+physical miss, which the trace notes), no call that undoes a part of the goal already reached unless a
+shortest plan starts with it, and, when nothing feasible remains, the reason that blocks the goal."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from embodied.world.predicates import goal_satisfied
+from embodied.world.predicates import goal_satisfied, goal_values, holds
 from embodied.world.scene import SceneState
 from embodied.world.symbolic import abstract
 from skills import SkillCall, SkillResult, apply, call_text, get_skill
@@ -16,8 +17,9 @@ class GoalGuard:
     """Per-episode bookkeeping: ``reset(goal)``, ``allowed(...)`` before scoring, ``record(...)`` after each
     executed call, ``blocking_reason(state)`` when no option is left."""
 
-    def __init__(self, retries: int = 1) -> None:
+    def __init__(self, retries: int = 1, max_nodes: int = 2_000) -> None:
         self.retries = retries  # retries of a call that failed physically from the same state
+        self.max_nodes = max_nodes  # search budget of the plans that tell progress from undoing it
         self.goal: list[list] = []
         self.points: list = []
         self.failures: dict[tuple, list[str]] = {}  # (state key, call key) -> physical failure reasons so far
@@ -49,12 +51,25 @@ class GoalGuard:
         """Per call: may it be chosen from ``state``, and a note for a retry ("retry after missed grasp").
         A call its pre-check refused (no physics ran) comes back only once that pre-check passes; one that
         failed in physics is retried ``retries`` times from the same state; a call that would change nothing
-        (the block is already there) is not offered."""
+        (the block is already there) is not offered, nor one that undoes a goal predicate that holds (the
+        block already in its bowl taken out again) unless a shortest plan to the goal starts with it (a block
+        that must move first); when no plan is found within the search budget, nothing is ruled out so."""
         sym = abstract(state)
         self.state_key = sym.key(self.points)
         self.last_state = state
         if not self.goal:  # no goal in hand: nothing to check against (a bare planner, say, in a test)
             return [True] * len(calls), [""] * len(calls)
+        values = goal_values(self.goal, sym)
+        reached = [p for p, v in zip(self.goal, values, strict=True) if v]
+        needed_first: tuple | None = None
+        if reached:
+            from embodied.planners.oracle import plan
+
+            steps = plan(sym, self.goal, self.max_nodes)
+            if steps is None:
+                reached = []  # no plan known: do not second-guess the planner
+            elif steps:
+                needed_first = steps[0].key()
         ok, notes = [], []
         for call in calls:
             reasons = self.failures.get((self.state_key, call.key()), [])
@@ -65,6 +80,8 @@ class GoalGuard:
                 blocked = blocked or (why is not None and (call.key() in self.refused or why in self.reasons))
             nxt, why = apply(sym, call)
             blocked = blocked or (why is None and nxt.key(self.points) == self.state_key)
+            blocked = blocked or (why is None and call.key() != needed_first
+                                  and any(not holds(p, nxt) for p in reached))
             ok.append(not blocked)
             notes.append(f"retry after {reasons[-1]}" if reasons and not blocked else "")
         return ok, notes
