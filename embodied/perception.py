@@ -296,6 +296,7 @@ class _Fused:
     table_z: float
     eyes: np.ndarray  # (V, 3)
     raw: dict[int, np.ndarray]  # before downsampling, in pixel order (what `PerceptionMemo` compares)
+    pixels: dict[int, np.ndarray]  # the pixel (over all views) each raw point comes from
 
 
 def _hand_frame(points: np.ndarray, proprio: Proprio) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -325,12 +326,13 @@ def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig,
           box: tuple[np.ndarray, np.ndarray] | None = None, table_z: float | None = None) -> _Fused:
     """Fuse the views into per-colour clouds: crop (to the workspace, or to ``box``), colour-label, remove
     table and hand. ``table_z`` skips the table fit (a crop that holds no table)."""
-    pts, labels = [], []
+    pts, labels, pixels = [], [], []
     m = config.workspace_margin
     lo = np.array([WORKSPACE_X[0] - m, WORKSPACE_Y[0] - m, config.table_z - 0.03])
     hi = np.array([WORKSPACE_X[1] + m, WORKSPACE_Y[1] + m, config.table_z + 0.6])
     if box is not None:
         lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
+    offset = 0
     for v in views:
         p = v.points
         with np.errstate(invalid="ignore"):  # per axis: a third of the work of np.all over (N, 3) booleans
@@ -338,16 +340,21 @@ def _fuse(views: Sequence[View], proprio: Proprio, config: PerceptionConfig,
                 & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2])
         pts.append(p[keep])
         labels.append(classify_colors(v.rgb.reshape(-1, 3)[keep], config))
+        pixels.append(offset + np.flatnonzero(keep))  # which pixel of which view each point is
+        offset += len(p)
     points = np.concatenate(pts) if pts else np.zeros((0, 3), np.float32)
     label = np.concatenate(labels) if labels else np.zeros(0, int)
+    pixel = np.concatenate(pixels) if pixels else np.zeros(0, np.int64)
     table_z = _table_height(points[label < 0], config) if table_z is None else table_z
     keep = (label >= 0) & (points[:, 2] > table_z + config.plane_threshold)
-    points, label = points[keep], label[keep]
+    points, label, pixel = points[keep], label[keep], pixel[keep]
     keep = ~_robot_mask(points, proprio)  # on the coloured points above the table only: far fewer
-    points, label = points[keep], label[keep]
-    raw = {int(k): points[label == k] for k in np.unique(label)}
+    points, label, pixel = points[keep], label[keep], pixel[keep]
+    colors = np.unique(label)
+    raw = {int(k): points[label == k] for k in colors}
     by_color = {k: _downsample(p, config.voxel_size) for k, p in raw.items()}
-    return _Fused(by_color, table_z, np.array([v.eye for v in views]), raw)
+    pixels_of = {int(k): pixel[label == k] for k in colors}
+    return _Fused(by_color, table_z, np.array([v.eye for v in views]), raw, pixels_of)
 
 
 # ---------------------------------------------------------------------------------------------- hypotheses
@@ -481,8 +488,8 @@ def _settle_stacks(blocks: list[ObjectHypothesis]) -> list[ObjectHypothesis]:
 class PerceptionMemo:
     """What one episode's looks found, per colour, so a look re-clusters only the colours whose points moved
     since (what did not move is not recomputed), and the table height (the table never moves). A colour's
-    objects are reused only when the same pixels show it within ``TOLERANCE`` (resting objects creep while
-    the arm works), from the same cameras, with the hand within ``TOLERANCE`` (its pose
+    objects are reused only when exactly the same pixels show it, each point within ``TOLERANCE`` (resting
+    objects creep while the arm works), from the same cameras, with the hand within ``TOLERANCE`` (its pose
     decides what is held or arm, unless every point lies more than 3 cm below both fingertips' poses, where
     no hand test looks). A real camera's noise simply recomputes."""
 
@@ -490,21 +497,22 @@ class PerceptionMemo:
 
     def __init__(self) -> None:
         self.table_z: float | None = None
-        self._by_color: dict[int, tuple[np.ndarray, np.ndarray, Proprio, list[ObjectHypothesis]]] = {}
+        # colour -> (raw points, camera eyes, hand, objects, pixel indices) when it was last computed
+        self._by_color: dict[int, tuple[np.ndarray, np.ndarray, Proprio, list[ObjectHypothesis], np.ndarray]] = {}
         self.reused = self.computed = 0  # colours taken from the memo / clustered afresh
 
     def objects(self, k: int, fused: _Fused, proprio: Proprio, config: PerceptionConfig
                 ) -> list[ObjectHypothesis]:
         """`_objects_of_color` for colour ``k``, or its last answer when nothing it depends on moved."""
-        last, raw = self._by_color.get(k), fused.raw[k]
-        if last is not None and last[0].shape == raw.shape and np.array_equal(last[1], fused.eyes) \
+        last, raw, pixels = self._by_color.get(k), fused.raw[k], fused.pixels[k]
+        if last is not None and np.array_equal(last[4], pixels) and np.array_equal(last[1], fused.eyes) \
                 and self._hand_irrelevant(last[2], proprio, raw) \
                 and float(np.abs(last[0] - raw).max(initial=0.0)) < self.TOLERANCE:
             self.reused += 1
             return last[3]
         self.computed += 1
         hyps = _objects_of_color(k, fused.by_color[k], fused, proprio, config)
-        self._by_color[k] = (raw, fused.eyes, proprio, hyps)
+        self._by_color[k] = (raw, fused.eyes, proprio, hyps, pixels)
         return hyps
 
     def _hand_irrelevant(self, a: Proprio, b: Proprio, points: np.ndarray) -> bool:
