@@ -56,11 +56,19 @@ def test_a_killed_worker_has_its_task_run_again() -> None:
 
 
 def test_a_task_that_keeps_killing_workers_is_a_failed_row() -> None:
-    from embodied.runtime.evaluate import validate_row
-    from embodied.runtime.rollouts import MAX_DEATHS, _died_row
+    from collections import Counter, deque
 
-    row = validate_row({**_died_row(TASKS[0], MAX_DEATHS), "task_hash": "t", "config_hash": "c"}, "row")
+    from embodied.runtime.evaluate import validate_row
+    from embodied.runtime.rollouts import MAX_DEATHS, _worker_died
+
+    deaths, pending = Counter(), deque(TASKS[1:2])
+    for n in range(1, MAX_DEATHS):  # run again first, before the tasks still waiting
+        assert _worker_died(TASKS[0], deaths, pending) is None
+        assert pending[0] is TASKS[0] and len(pending) == 1 + n
+    row = _worker_died(TASKS[0], deaths, pending)
+    row = validate_row({**row, "task_hash": "t", "config_hash": "c"}, "row")
     assert not row["success"] and row["outcome"] == "failed" and f"died {MAX_DEATHS} times" in row["reason"]
+    assert len(pending) == MAX_DEATHS  # not queued again
 
 
 @pytest.mark.slow

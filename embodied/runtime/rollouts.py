@@ -163,14 +163,9 @@ class LocalWorkers:
                             raise WorkerError(f"workers keep dying while loading ({startup_deaths} so far, exit "
                                               f"code {slot.process.exitcode}); run with --workers 1 to see why")
                     task = self._replace(slot)
-                    if task is not None:
-                        deaths[task.id] += 1
-                        if deaths[task.id] >= MAX_DEATHS:
-                            log.error("task %s took down %d workers; recorded as failed", task.id, MAX_DEATHS)
-                            yield task, _died_row(task, MAX_DEATHS)
-                        else:
-                            log.warning("a worker died running task %s; it runs again", task.id)
-                            pending.appendleft(task)
+                    row = _worker_died(task, deaths, pending) if task is not None else None
+                    if row is not None:
+                        yield task, row
                     continue
                 kind, task_id, payload = message
                 if kind == "ready":
@@ -304,14 +299,10 @@ class RayWorkers:
                     self._actors[i] = self._new_actor()
                     self._ready([self._actors[i]])
                     self.restarts += 1
-                    deaths[task.id] += 1
-                    if deaths[task.id] >= MAX_DEATHS:
-                        log.error("task %s took down %d workers; recorded as failed", task.id, MAX_DEATHS)
-                        yield task, _died_row(task, MAX_DEATHS)
-                    else:
-                        log.warning("a worker died running task %s; it runs again", task.id)
-                        pending.appendleft(task)
                     idle.append(i)
+                    row = _worker_died(task, deaths, pending)
+                    if row is not None:
+                        yield task, row
                     continue
                 except ray.exceptions.RayTaskError as e:
                     raise WorkerError(f"worker failed on task {task.id}: {_ray_cause(e)}") from None
@@ -407,6 +398,18 @@ def _check_identity(expected: str | None, got: str) -> None:
     if expected is not None and got != expected:
         raise WorkerError("a worker loaded another configuration or other checkpoint files than this process "
                           f"(identity {got} != {expected}); every worker must see the same files")
+
+
+def _worker_died(task: Task, deaths: Counter[str], pending: deque[Task]) -> dict[str, Any] | None:
+    """A worker died running ``task``: queue it to run again first, or, once it has taken down `MAX_DEATHS`
+    workers, return its failed row."""
+    deaths[task.id] += 1
+    if deaths[task.id] >= MAX_DEATHS:
+        log.error("task %s took down %d workers; recorded as failed", task.id, MAX_DEATHS)
+        return _died_row(task, MAX_DEATHS)
+    log.warning("a worker died running task %s; it runs again", task.id)
+    pending.appendleft(task)
+    return None
 
 
 def _died_row(task: Task, deaths: int) -> dict[str, Any]:
