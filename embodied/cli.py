@@ -255,18 +255,70 @@ def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = No
     console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
     first: list[float] = []
 
+    poses: dict[str, Any] = {}
+
     def show(i: int, decision: Any, result: Any) -> None:
         if not first:
             first.append(time.perf_counter() - STARTED)
         console.print(_step_table(i, decision, result))
+        if args.states and result is not None:  # a skill boundary: the whole simulation, for `replay`
+            k = len(poses) + 1
+            (out / "states").mkdir(parents=True, exist_ok=True)
+            agent.env.world.save_state(out / "states" / f"step_{k:03d}.bullet")
+            poses[str(k)] = agent.env.world.poses()
 
     recorder = VideoRecorder(agent.env) if args.video else None
     result = agent.run(task, on_step=show, video=recorder)
     result.extra["first_action_s"] = round(first[0], 2) if first else None
-    write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video})
+    write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video,
+                            "image_size": args.image_size})
+    if poses:
+        (out / "states" / "poses.json").write_text(json.dumps(poses, indent=1) + "\n")
     if recorder is not None:
         recorder.save(out / "video.mp4")
     return result
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Rebuild a run's world from its task and restore the simulation saved after skill call ``--step``
+    (`run --states`); print each object's pose and its difference from the recording."""
+    from embodied.world.tasks import Task
+    from envs.tabletop import TabletopEnv
+
+    run, k = Path(args.run), args.step
+    config_file, states = run / "config.json", run / "states"
+    if not config_file.is_file():
+        raise EmbodiedError(f"{run} is not a run folder (no config.json); give a folder `embodied run` wrote")
+    recorded = states / "poses.json"
+    if not recorded.is_file():
+        raise EmbodiedError(f"{run} has no saved states; record them with `embodied run ... --states`")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        poses = json.loads(recorded.read_text(encoding="utf-8"))
+        task = Task.from_dict(config["task"], where=f"{config_file}: task")
+    except (ValueError, KeyError, TypeError) as e:
+        raise EmbodiedError(f"{run}: cannot read the run ({e})") from None
+    if str(k) not in poses or not (states / f"step_{k:03d}.bullet").is_file():
+        raise EmbodiedError(f"{run} has no state after skill call {k}; saved: {', '.join(sorted(poses, key=int))}")
+    env = TabletopEnv(image_size=(config.get("image_size", 128),) * 2)
+    try:
+        env.reset(seed=task.seed, options={"task": task})
+        env.world.restore_state(states / f"step_{k:03d}.bullet")
+        now = env.world.poses()
+    finally:
+        env.close()
+    table = Table(title=f"{run} after skill call {k}: object poses restored")
+    for col in ("object", "x", "y", "z", "diff (m)"):
+        table.add_column(col)
+    worst = 0.0
+    for name, pose in sorted(now.items()):
+        diff = max(abs(a - b) for a, b in zip(pose[:3], poses[str(k)].get(name, [float("inf")] * 3), strict=False))
+        worst = max(worst, diff)
+        table.add_row(name, *(f"{v:.4f}" for v in pose[:3]), f"{diff:.1e}")
+    console.print(table)
+    out_console.print_json(json.dumps({"run": str(run), "step": k, "max_position_diff_m": worst,
+                                       "objects": len(now)}))
+    return EXIT_SUCCESS if worst <= 1e-6 else EXIT_FAILED
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -582,8 +634,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=SEED, help="generator seed with --generate; overrides the task's seed otherwise")
     run.add_argument("--out", help="run folder (default runs/run-<time>)")
     run.add_argument("--video", action="store_true", help="also write video.mp4")
+    run.add_argument("--states", action="store_true",
+                     help="also save the whole simulation after every skill call (states/, for `embodied replay`)")
     run.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     run.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("replay", help="restore the simulation of a run (`run --states`) after a skill call")
+    rp.add_argument("run", help="the run folder")
+    rp.add_argument("--step", type=POSITIVE, default=1, help="after which skill call (1: the first)")
+    rp.set_defaults(func=cmd_replay)
 
     ev = sub.add_parser("eval", help="run every task of a file; results.jsonl + report.json")
     ev.add_argument("--tasks", type=Path, required=True)

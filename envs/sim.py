@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pybullet as p
@@ -168,6 +169,21 @@ class World:
             self.steps += 1
             if self.frame_hook is not None and self.steps % 8 == 0:
                 self.frame_hook()
+
+    # ---------------------------------------------------------------- state files
+    def save_state(self, path: str | Path) -> None:
+        """The whole simulation (every body's pose and velocity, joints, contacts) to a ``.bullet`` file."""
+        p.saveBullet(str(path), physicsClientId=self.client)
+
+    def restore_state(self, path: str | Path) -> None:
+        """Back to a state `save_state` wrote, in a world built from the same task (same bodies, same order)."""
+        p.restoreState(fileName=str(path), physicsClientId=self.client)
+
+    def poses(self) -> dict[str, list[float]]:
+        """Every object's base pose: x, y, z and the quaternion x, y, z, w."""
+        return {name: [*p.getBasePositionAndOrientation(body, physicsClientId=self.client)[0],
+                       *p.getBasePositionAndOrientation(body, physicsClientId=self.client)[1]]
+                for name, body in self.bodies.items()}
 
     def step_bare(self, n: int) -> None:
         """``n`` physics steps with nothing else in the loop (no step count, no frame hook): for benchmarks."""
