@@ -248,76 +248,50 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = None) -> Any:
     """One episode (``task``, or the free-text one) with a table per step on the console; writes the run
     folder (and the video)."""
-    from embodied.runtime.episode import write_run
+    from embodied.runtime.episode import StateRecorder, write_run
     from envs.video import VideoRecorder
 
     task = task if task is not None else _load_task(args, agent)
     console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
     first: list[float] = []
 
-    poses: dict[str, Any] = {}
+    states = StateRecorder(agent.env, out) if args.states else None
 
     def show(i: int, decision: Any, result: Any) -> None:
         if not first:
             first.append(time.perf_counter() - STARTED)
         console.print(_step_table(i, decision, result))
-        if args.states and result is not None:  # a skill boundary: the whole simulation, for `replay`
-            k = len(poses) + 1
-            (out / "states").mkdir(parents=True, exist_ok=True)
-            agent.env.world.save_state(out / "states" / f"step_{k:03d}.bullet")
-            poses[str(k)] = agent.env.world.poses()
+        if states is not None and result is not None:  # a skill boundary: the whole simulation, for `replay`
+            states.step()
 
     recorder = VideoRecorder(agent.env) if args.video else None
     result = agent.run(task, on_step=show, video=recorder)
     result.extra["first_action_s"] = round(first[0], 2) if first else None
     write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video,
                             "image_size": args.image_size})
-    if poses:
-        (out / "states" / "poses.json").write_text(json.dumps(poses, indent=1) + "\n")
+    if states is not None:
+        states.save()
     if recorder is not None:
         recorder.save(out / "video.mp4")
     return result
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Rebuild a run's world from its task and restore the simulation saved after skill call ``--step``
-    (`run --states`); print each object's pose and its difference from the recording."""
-    from embodied.world.tasks import Task
-    from envs.tabletop import TabletopEnv
+    """A run's simulation restored after skill call ``--step`` (`run --states`): each object's pose and its
+    difference from the recording; exit 1 if any is over 1e-6 m."""
+    from embodied.runtime.episode import replay_run
 
     run, k = Path(args.run), args.step
-    config_file, states = run / "config.json", run / "states"
-    if not config_file.is_file():
-        raise EmbodiedError(f"{run} is not a run folder (no config.json); give a folder `embodied run` wrote")
-    recorded = states / "poses.json"
-    if not recorded.is_file():
-        raise EmbodiedError(f"{run} has no saved states; record them with `embodied run ... --states`")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        poses = json.loads(recorded.read_text(encoding="utf-8"))
-        task = Task.from_dict(config["task"], where=f"{config_file}: task")
-    except (ValueError, KeyError, TypeError) as e:
-        raise EmbodiedError(f"{run}: cannot read the run ({e})") from None
-    if str(k) not in poses or not (states / f"step_{k:03d}.bullet").is_file():
-        raise EmbodiedError(f"{run} has no state after skill call {k}; saved: {', '.join(sorted(poses, key=int))}")
-    env = TabletopEnv(image_size=(config.get("image_size", 128),) * 2)
-    try:
-        env.reset(seed=task.seed, options={"task": task})
-        env.world.restore_state(states / f"step_{k:03d}.bullet")
-        now = env.world.poses()
-    finally:
-        env.close()
+    replayed = replay_run(run, k)
     table = Table(title=f"{run} after skill call {k}: object poses restored")
     for col in ("object", "x", "y", "z", "diff (m)"):
         table.add_column(col)
-    worst = 0.0
-    for name, pose in sorted(now.items()):
-        diff = max(abs(a - b) for a, b in zip(pose[:3], poses[str(k)].get(name, [float("inf")] * 3), strict=False))
-        worst = max(worst, diff)
-        table.add_row(name, *(f"{v:.4f}" for v in pose[:3]), f"{diff:.1e}")
+    for name, pose in sorted(replayed["poses"].items()):
+        table.add_row(name, *(f"{v:.4f}" for v in pose[:3]), f"{replayed['diffs'][name]:.1e}")
     console.print(table)
+    worst = replayed["max_position_diff_m"]
     out_console.print_json(json.dumps({"run": str(run), "step": k, "max_position_diff_m": worst,
-                                       "objects": len(now)}))
+                                       "objects": len(replayed["poses"])}))
     return EXIT_SUCCESS if worst <= 1e-6 else EXIT_FAILED
 
 
@@ -618,6 +592,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from embodied.planners.palme import ALL_MODALITIES
+    from embodied.runtime.rollouts import BACKENDS
 
     parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -652,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=POSITIVE, default=1,
                     help="local processes running episodes side by side, each with its own world and models "
                          "(outcomes do not depend on it; the cores are shared out among them)")
-    ev.add_argument("--backend", choices=["local", "ray"], default="local",
+    ev.add_argument("--backend", choices=BACKENDS, default="local",
                     help="where --workers run: local processes, or Ray actors (pip install 'embodied[ray]')")
     ev.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join (with --backend ray); "
                     "default: a local Ray runtime started for the run")
@@ -684,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "code before a change) in the same run")
     bench.add_argument("--workers", type=_positive_list, default=(1, 2), metavar="N[,N]",
                        help="`rollouts`: worker counts to compare in one run (1: the in-process eval)")
-    bench.add_argument("--backend", choices=["local", "ray"], default="local", help="`rollouts`: where workers run")
+    bench.add_argument("--backend", choices=BACKENDS, default="local", help="`rollouts`: where workers run")
     bench.add_argument("--image-size", type=IMAGE_SIZE, default=128)
     bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
     bench.set_defaults(func=cmd_bench)

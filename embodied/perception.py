@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import open3d as o3d
@@ -485,6 +485,16 @@ def _settle_stacks(blocks: list[ObjectHypothesis]) -> list[ObjectHypothesis]:
     return [fixed[h.name] for h in blocks]
 
 
+class _Seen(NamedTuple):
+    """A colour as `PerceptionMemo` last computed it."""
+
+    points: np.ndarray  # raw points (`_Fused.raw`)
+    pixels: np.ndarray  # where they come from (`_Fused.pixels`)
+    eyes: np.ndarray  # the cameras
+    hand: Proprio
+    objects: list[ObjectHypothesis]
+
+
 class PerceptionMemo:
     """What one episode's looks found, per colour, so a look re-clusters only the colours whose points moved
     since (what did not move is not recomputed), and the table height (the table never moves). A colour's
@@ -497,22 +507,21 @@ class PerceptionMemo:
 
     def __init__(self) -> None:
         self.table_z: float | None = None
-        # colour -> (raw points, camera eyes, hand, objects, pixel indices) when it was last computed
-        self._by_color: dict[int, tuple[np.ndarray, np.ndarray, Proprio, list[ObjectHypothesis], np.ndarray]] = {}
+        self._by_color: dict[int, _Seen] = {}  # each colour when it was last computed
         self.reused = self.computed = 0  # colours taken from the memo / clustered afresh
 
     def objects(self, k: int, fused: _Fused, proprio: Proprio, config: PerceptionConfig
                 ) -> list[ObjectHypothesis]:
         """`_objects_of_color` for colour ``k``, or its last answer when nothing it depends on moved."""
         last, raw, pixels = self._by_color.get(k), fused.raw[k], fused.pixels[k]
-        if last is not None and np.array_equal(last[4], pixels) and np.array_equal(last[1], fused.eyes) \
-                and self._hand_irrelevant(last[2], proprio, raw) \
-                and float(np.abs(last[0] - raw).max(initial=0.0)) < self.TOLERANCE:
+        if last is not None and np.array_equal(last.pixels, pixels) and np.array_equal(last.eyes, fused.eyes) \
+                and self._hand_irrelevant(last.hand, proprio, raw) \
+                and float(np.abs(last.points - raw).max(initial=0.0)) < self.TOLERANCE:
             self.reused += 1
-            return last[3]
+            return last.objects
         self.computed += 1
         hyps = _objects_of_color(k, fused.by_color[k], fused, proprio, config)
-        self._by_color[k] = (raw, fused.eyes, proprio, hyps, pixels)
+        self._by_color[k] = _Seen(raw, pixels, fused.eyes, proprio, hyps)
         return hyps
 
     def _hand_irrelevant(self, a: Proprio, b: Proprio, points: np.ndarray) -> bool:

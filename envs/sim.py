@@ -181,9 +181,7 @@ class World:
 
     def poses(self) -> dict[str, list[float]]:
         """Every object's base pose: x, y, z and the quaternion x, y, z, w."""
-        return {name: [*p.getBasePositionAndOrientation(body, physicsClientId=self.client)[0],
-                       *p.getBasePositionAndOrientation(body, physicsClientId=self.client)[1]]
-                for name, body in self.bodies.items()}
+        return {name: [float(v) for part in self.object_pose(name) for v in part] for name in self.bodies}
 
     def step_bare(self, n: int) -> None:
         """``n`` physics steps with nothing else in the loop (no step count, no frame hook): for benchmarks."""

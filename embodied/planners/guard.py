@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from embodied.world.predicates import goal_satisfied, goal_values, holds
 from embodied.world.scene import SceneState
-from embodied.world.symbolic import abstract
+from embodied.world.symbolic import SymbolicState, abstract
 from skills import SkillCall, SkillResult, apply, call_text, get_skill
 
 
@@ -27,6 +27,17 @@ class GoalGuard:
         self.reasons: set[str] = set()  # the pre-check sentences of refused calls ("the blue block: not clear")
         self.last_state: SceneState | None = None
         self.state_key: tuple | None = None  # the state the last decision was made from
+        self._plans: dict[tuple, list[SkillCall] | None] = {}  # (state key, budget) -> `plan`, this decision
+
+    def _plan(self, sym: SymbolicState, max_nodes: int) -> list[SkillCall] | None:
+        """`embodied.planners.oracle.plan` from ``sym``, searched once per state and budget per decision
+        (`allowed`, `stuck` and `blocking_reason` ask about the same state)."""
+        from embodied.planners.oracle import plan
+
+        key = (sym.key(self.points), max_nodes)
+        if key not in self._plans:
+            self._plans[key] = plan(sym, self.goal, max_nodes)
+        return self._plans[key]
 
     def reset(self, goal: Sequence[Sequence]) -> None:
         from embodied.planners.oracle import goal_points
@@ -38,6 +49,7 @@ class GoalGuard:
         self.reasons = set()
         self.last_state = None
         self.state_key = None
+        self._plans = {}
 
     def satisfied(self, state: SceneState) -> bool:
         """The goal holds on ``state`` (False when there is no goal to check)."""
@@ -57,15 +69,14 @@ class GoalGuard:
         sym = abstract(state)
         self.state_key = sym.key(self.points)
         self.last_state = state
+        self._plans = {}  # a new decision: earlier searches are not kept
         if not self.goal:  # no goal in hand: nothing to check against (a bare planner, say, in a test)
             return [True] * len(calls), [""] * len(calls)
         values = goal_values(self.goal, sym)
         reached = [p for p, v in zip(self.goal, values, strict=True) if v]
         needed_first: tuple | None = None
         if reached:
-            from embodied.planners.oracle import plan
-
-            steps = plan(sym, self.goal, self.max_nodes)
+            steps = self._plan(sym, self.max_nodes)
             if steps is None:
                 reached = []  # no plan known: do not second-guess the planner
             elif steps:
@@ -103,12 +114,10 @@ class GoalGuard:
         """No feasible call brings the goal closer: none starts a shortest plan to it, and none leaves a
         shorter plan behind (say, the one block still missing has no room for the hand, and the other moves
         would only undo what is done). Unknown (the search ran out of budget) counts as not stuck."""
-        from embodied.planners.oracle import plan
-
         if not self.goal:
             return False
         sym = abstract(state)
-        steps = plan(sym, self.goal, max_nodes)
+        steps = self._plan(sym, max_nodes)
         if steps is None or not steps:
             return steps is None and not feasible
         keys = {c.key() for c in feasible}
@@ -116,7 +125,7 @@ class GoalGuard:
             return False
         for call in feasible:
             nxt, why = apply(sym, call)
-            rest = plan(nxt, self.goal, max_nodes) if why is None else None
+            rest = self._plan(nxt, max_nodes) if why is None else None
             if rest is not None and len(rest) < len(steps):
                 return False
         return True
@@ -124,11 +133,9 @@ class GoalGuard:
     def blocking_reason(self, state: SceneState, max_nodes: int = 2_000) -> str:
         """One sentence: what stops the goal from here (the next call an ideal plan needs, and why it cannot
         run), or that nothing feasible remains."""
-        from embodied.planners.oracle import plan
-
         if not self.goal:
             return "nothing feasible remains"
-        steps = plan(abstract(state), self.goal, max_nodes)
+        steps = self._plan(abstract(state), max_nodes)
         if not steps:
             return "the goal cannot be reached from this state"
         call = steps[0]

@@ -159,16 +159,16 @@ class Agent:
 
         if isinstance(tasks, str | Path):
             tasks = load_tasks(tasks)
-        record = {**(record or {}), "checkpoints": file_hashes(self.checkpoints()), "workers": workers,
-                  "backend": backend}
+        checkpoints, describe = file_hashes(self.checkpoints()), self.describe()
+        record = {**(record or {}), "checkpoints": checkpoints, "workers": workers, "backend": backend}
         args = dict(on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
-                    infer_goal=self.config.infer_goal, describe=self.describe(), record=record)
+                    infer_goal=self.config.infer_goal, describe=describe, record=record)
         folder = out if isinstance(out, EvalFolder) else Path(out)
         if workers == 1 and backend == "local" and ray_address is None:
             return evaluate(list(tasks), self.planner, folder, self.env, **args)
-        from embodied.runtime.rollouts import _identity, make_workers
+        from embodied.runtime.rollouts import identity, make_workers
 
-        with make_workers(self.config, workers, backend, ray_address, identity=_identity(self)) as pool:
+        with make_workers(self.config, workers, backend, ray_address, identity(describe, checkpoints)) as pool:
             return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:

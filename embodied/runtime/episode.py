@@ -266,3 +266,58 @@ def write_run(result: EpisodeResult, out: Path, resolved_config: dict[str, Any])
         for row in result.trace:
             f.write(json.dumps(row) + "\n")
     (out / "config.json").write_text(json.dumps(resolved_config, indent=2))
+
+
+class StateRecorder:
+    """`run --states`: the whole simulation after every skill call, ``states/step_K.bullet`` (K from 1), and
+    every object's pose in ``states/poses.json``, so `replay_run` can restore any of them."""
+
+    def __init__(self, env: TabletopEnv, out: Path) -> None:
+        self.env, self.folder, self.poses = env, out / "states", {}
+
+    def step(self) -> None:
+        """Save the state after the skill call that just ended."""
+        k = len(self.poses) + 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.env.world.save_state(self.folder / f"step_{k:03d}.bullet")
+        self.poses[str(k)] = self.env.world.poses()
+
+    def save(self) -> None:
+        if self.poses:
+            (self.folder / "poses.json").write_text(json.dumps(self.poses, indent=1) + "\n")
+
+
+def replay_run(run: Path, step: int) -> dict[str, Any]:
+    """Rebuild a run's world from its task, restore the state `StateRecorder` saved after skill call ``step``,
+    and compare every object's position with the recording: ``poses`` (now), ``diffs`` (m, per object) and
+    ``max_position_diff_m``."""
+    from embodied.world.errors import EmbodiedError
+    from envs.tabletop import TabletopEnv
+
+    config_file, states = run / "config.json", run / "states"
+    if not config_file.is_file():
+        raise EmbodiedError(f"{run} is not a run folder (no config.json); give a folder `embodied run` wrote")
+    recorded_file = states / "poses.json"
+    if not recorded_file.is_file():
+        raise EmbodiedError(f"{run} has no saved states; record them with `embodied run ... --states`")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
+        task = Task.from_dict(config["task"], where=f"{config_file}: task")
+    except (ValueError, KeyError, TypeError) as e:
+        raise EmbodiedError(f"{run}: cannot read the run ({e})") from None
+    state = states / f"step_{step:03d}.bullet"
+    if str(step) not in recorded or not state.is_file():
+        raise EmbodiedError(f"{run} has no state after skill call {step}; saved: "
+                            f"{', '.join(sorted(recorded, key=int))}")
+    env = TabletopEnv(image_size=(config.get("image_size", 128),) * 2)
+    try:
+        env.reset(seed=task.seed, options={"task": task})
+        env.world.restore_state(state)
+        poses = env.world.poses()
+    finally:
+        env.close()
+    then = recorded[str(step)]
+    diffs = {name: max(abs(a - b) for a, b in zip(pose[:3], then.get(name, [float("inf")] * 3), strict=False))
+             for name, pose in poses.items()}
+    return {"poses": poses, "diffs": diffs, "max_position_diff_m": max(diffs.values(), default=0.0)}

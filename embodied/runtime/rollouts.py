@@ -57,12 +57,20 @@ def _row(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
     return result_row(agent.run(Task.from_dict(task)))
 
 
-def _identity(agent: Any) -> str:
+def identity(describe: dict[str, Any], checkpoints: dict[str, str]) -> str:
     """What a worker's agent must share with the parent's: the hash of the configuration keys that change
-    results, and of its checkpoint files (a cluster node with other weights is refused)."""
-    from embodied.runtime.evaluate import _digest, config_hash, file_hashes
+    results (``describe``), and of its checkpoint files (``file_hashes``; a cluster node with other weights
+    is refused)."""
+    from embodied.runtime.evaluate import _digest, config_hash
 
-    return _digest([config_hash(agent.describe()), sorted(file_hashes(agent.checkpoints()).values())])
+    return _digest([config_hash(describe), sorted(checkpoints.values())])
+
+
+def _identity(agent: Any) -> str:
+    """`identity` of a worker's own agent."""
+    from embodied.runtime.evaluate import file_hashes
+
+    return identity(agent.describe(), file_hashes(agent.checkpoints()))
 
 
 def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
@@ -104,20 +112,34 @@ class _Slot:
     started: float = dataclasses.field(default_factory=time.monotonic)
 
 
-class LocalWorkers:
+class _Workers:
+    """What both backends share: ``n`` workers building agents from ``config`` (an `AgentConfig`) that must
+    match ``identity`` (`identity` of the parent's agent); a context manager that calls `close()`."""
+
+    def __init__(self, config: Any, n: int, identity: str | None = None) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
+        self.config, self.n, self.identity, self.restarts = dataclasses.asdict(config), n, identity, 0
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalWorkers(_Workers):
     """``n`` local worker processes running episodes of the agent ``config`` (an `AgentConfig`); use as a
     context manager, or call `close()`."""
 
     def __init__(self, config: Any, n: int, threads: int | None = None, identity: str | None = None) -> None:
-        if not isinstance(n, int) or n < 1:
-            raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
-        self.config = dataclasses.asdict(config)
-        self.n = n
-        self.identity = identity  # `_identity` of the parent's agent: every worker must match it
+        super().__init__(config, n, identity)
         self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
         self._ctx = get_context("spawn")
         self._slots: list[_Slot] = []
-        self.restarts = 0
 
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe()
@@ -227,14 +249,8 @@ class LocalWorkers:
             slot.conn.close()
         self._slots = []
 
-    def __enter__(self) -> LocalWorkers:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RayWorkers:
+class RayWorkers(_Workers):
     """``n`` Ray actors running episodes of the agent ``config``: on a local Ray runtime started here (quiet,
     127.0.0.1 only, no dashboard, usage stats off, a small object store; stopped on `close()`), or on the
     cluster at ``address``. An actor that dies has its task run again on a fresh one, as with `LocalWorkers`.
@@ -242,11 +258,8 @@ class RayWorkers:
 
     def __init__(self, config: Any, n: int, address: str | None = None, threads: int | None = None,
                  identity: str | None = None) -> None:
-        if not isinstance(n, int) or n < 1:
-            raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
-        ray = _import_ray()
-        self._ray, self.config, self.n, self.restarts = ray, dataclasses.asdict(config), n, 0
-        self.identity = identity
+        super().__init__(config, n, identity)
+        ray = self._ray = _import_ray()
         self._started = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -333,12 +346,6 @@ class RayWorkers:
             self._ray.shutdown()
             self._started = False
 
-    def __enter__(self) -> RayWorkers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class _EpisodeActor:
     """A Ray actor's state: one agent, loaded once (`_load_agent`), running one episode per call."""
@@ -348,9 +355,6 @@ class _EpisodeActor:
 
     def ready(self) -> str:
         return _identity(self.agent)
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
         return _row(self.agent, task)
@@ -387,7 +391,7 @@ def check_backend(backend: str, address: str | None = None) -> None:
 def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None,
                  identity: str | None = None) -> LocalWorkers | RayWorkers:
     """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join); each
-    worker's agent must match ``identity`` (`_identity` of the parent's agent)."""
+    worker's agent must match ``identity`` (`identity` of the parent's agent)."""
     check_backend(backend, address)
     if backend == "local":
         return LocalWorkers(config, n, identity=identity)
