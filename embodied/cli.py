@@ -277,12 +277,14 @@ def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = No
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """A run's simulation restored after skill call ``--step`` (`run --states`): each object's pose and its
-    difference from the recording; exit 1 if any is over 1e-6 m."""
-    from embodied.runtime.episode import replay_run
+    """A recorded simulation restored after skill call ``--step`` (`run --states`, `record`): each object's
+    pose and its difference from the recording; exit 1 if any is over 1e-6 m."""
+    from embodied.runtime.recording import replay
 
     run, k = Path(args.run), args.step
-    replayed = replay_run(run, k)
+    if not run.exists():
+        raise EmbodiedError(f"{run} does not exist")
+    replayed = replay(run, k, args.episode)
     table = Table(title=f"{run} after skill call {k}: object poses restored")
     for col in ("object", "x", "y", "z", "diff (m)"):
         table.add_column(col)
@@ -290,7 +292,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         table.add_row(name, *(f"{v:.4f}" for v in pose[:3]), f"{replayed['diffs'][name]:.1e}")
     console.print(table)
     worst = replayed["max_position_diff_m"]
-    out_console.print_json(json.dumps({"run": str(run), "step": k, "max_position_diff_m": worst,
+    out_console.print_json(json.dumps({"run": str(run), "episode": args.episode, "step": k, "max_position_diff_m": worst,
                                        "objects": len(replayed["poses"])}))
     return EXIT_SUCCESS if worst <= 1e-6 else EXIT_FAILED
 
@@ -304,7 +306,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _agent_config(args)
     tasks = load_tasks(args.tasks)
     check_backend(args.backend, args.ray_address)  # before anything loads
-    out = Path(args.out) if args.out else _default_out("eval")
+    out = Path(args.out) if args.out else _default_out(args.command)
+    recording = _recording(args, out)
     # Before any work: one writer per folder (also for --fresh, which deletes), and rows that can be read.
     with EvalFolder(out) as folder:
         if not args.fresh:
@@ -312,13 +315,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with Agent.from_config(config) as agent:
             if not args.fresh:
                 folder.check(agent.describe())  # another configuration is refused, named, before any episode
-            report = _eval_with_progress(agent, tasks, folder, args)
+            report = _eval_with_progress(agent, tasks, folder, args, recording)
     out_console.print_json(json.dumps(report))
     console.print(f"results: {out}/results.jsonl  report: {out}/report.json")
+    if recording is not None:
+        console.print(f"{recording.format}: {recording.root} ({report['recording']['episodes']} episodes, checked)")
     return EXIT_SUCCESS
 
 
-def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _recording(args: argparse.Namespace, out: Path) -> Any:
+    """`record --format F` writes into --out itself; `eval --record F` into --out/F."""
+    from embodied.runtime.recording import RecordSpec
+
+    if args.command == "record":
+        return RecordSpec(args.format, out, fps=args.fps)
+    if args.record:
+        return RecordSpec(args.record, out / args.record, fps=args.fps)
+    return None
+
+
+def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argparse.Namespace,
+                        recording: Any = None) -> dict[str, Any]:
     """`agent.evaluate` with a progress bar on the console."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -333,8 +350,9 @@ def _eval_with_progress(agent: Any, tasks: list[Any], folder: Any, args: argpars
             progress.update(bar, advance=1, rate=f"success {wins[0]}/{wins[1]}")
 
         return agent.evaluate(tasks, folder, on_episode=tick, resume=not args.fresh, workers=args.workers,
-                              backend=args.backend, ray_address=args.ray_address,
-                              record={"command": "eval", "tasks": str(args.tasks), "n": len(tasks)})
+                              backend=args.backend, ray_address=args.ray_address, recording=recording,
+                              record={"command": args.command, "tasks": str(args.tasks), "n": len(tasks),
+                                      "recording": recording.to_dict() if recording else None})
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -592,7 +610,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from embodied.planners.palme import ALL_MODALITIES
+    from embodied.runtime.recording import FORMATS
     from embodied.runtime.rollouts import BACKENDS
+    from embodied.world.recording import RECORD_FPS
 
     parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -614,25 +634,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
     run.set_defaults(func=cmd_run)
 
-    rp = sub.add_parser("replay", help="restore the simulation of a run (`run --states`) after a skill call")
-    rp.add_argument("run", help="the run folder")
+    rp = sub.add_parser("replay", help="restore the simulation after a skill call: of a run (`run --states`), "
+                                       "a LeRobot dataset or an MCAP log (`record`)")
+    rp.add_argument("run", help="the run folder, LeRobot dataset folder or .mcap file")
     rp.add_argument("--step", type=POSITIVE, default=1, help="after which skill call (1: the first)")
+    rp.add_argument("--episode", type=COUNT, default=0, help="episode index in a LeRobot dataset (from 0)")
     rp.set_defaults(func=cmd_replay)
 
     ev = sub.add_parser("eval", help="run every task of a file; results.jsonl + report.json")
-    ev.add_argument("--tasks", type=Path, required=True)
-    _add_planner_flags(ev)
-    ev.add_argument("--out", help="eval folder (default runs/eval-<time>); an existing one is resumed")
-    ev.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
-    ev.add_argument("--workers", type=POSITIVE, default=1,
-                    help="local processes running episodes side by side, each with its own world and models "
-                         "(outcomes do not depend on it; the cores are shared out among them)")
-    ev.add_argument("--backend", choices=BACKENDS, default="local",
-                    help="where --workers run: local processes, or Ray actors (pip install 'embodied[ray]')")
-    ev.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join (with --backend ray); "
-                    "default: a local Ray runtime started for the run")
-    ev.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
-    ev.set_defaults(func=cmd_eval)
+    rec = sub.add_parser("record", help="run every task of a file and keep the episodes as data: a LeRobot "
+                                        "v3.0 dataset or MCAP logs (plus results.jsonl + report.json)")
+    for p in (ev, rec):
+        p.add_argument("--tasks", type=Path, required=True)
+        _add_planner_flags(p)
+        p.add_argument("--out", help=f"{p.prog.split()[-1]} folder (default runs/{p.prog.split()[-1]}-<time>); "
+                                     "an existing one is resumed")
+        p.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
+        p.add_argument("--workers", type=POSITIVE, default=1,
+                       help="local processes running episodes side by side, each with its own world and models "
+                            "(outcomes do not depend on it; the cores are shared out among them)")
+        p.add_argument("--backend", choices=BACKENDS, default="local",
+                       help="where --workers run: local processes, or Ray actors (pip install 'embodied[ray]'; "
+                            "recording on a cluster needs --out on a folder every node shares)")
+        p.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join (with --backend ray); "
+                       "default: a local Ray runtime started for the run")
+        p.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
+        p.add_argument("--fps", type=int, choices=RECORD_FPS, default=10,
+                       help="recorded frames per simulated second")
+        p.set_defaults(func=cmd_eval)
+    ev.add_argument("--record", choices=FORMATS, help="also keep every episode as data in --out/FORMAT")
+    rec.add_argument("--format", choices=FORMATS, required=True,
+                     help="lerobot: a LeRobot v3.0 dataset (parquet + H.264 mp4); mcap: one ROS 2 MCAP log per "
+                          "episode (Foxglove)")
 
     vqa = sub.add_parser("eval-vqa", help="PaLM-E embodied question answering: accuracy per question type")
     vqa.add_argument("--checkpoint", type=Path, help="encoder checkpoint folder (default: policies/palme)")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -85,6 +86,7 @@ def perception_cameras(size: int) -> tuple[CameraConfig, ...]:
     )
 
 
+COMMAND_NAMES = ("target_x", "target_y", "target_z", "target_yaw", "target_finger_gap")  # `SimRobot.command`
 TINY_RENDERER_PIXEL_OFFSET = (0.0, 1.0)  # where PyBullet's TinyRenderer samples inside a pixel (see View)
 
 
@@ -101,7 +103,7 @@ class World:
         self.kinds: dict[str, str] = {}
         self.robot = -1
         self.steps = 0
-        self.frame_hook: Callable[[], None] | None = None
+        self.frame_hooks: list[Callable[[], None]] = []  # called after every physics step (videos, recordings)
         self._view, self._proj = camera.matrices()
         self._inv_vp = np.linalg.inv(
             np.asarray(self._proj).reshape(4, 4).T @ np.asarray(self._view).reshape(4, 4).T)
@@ -167,13 +169,22 @@ class World:
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.client)
             self.steps += 1
-            if self.frame_hook is not None and self.steps % 8 == 0:
-                self.frame_hook()
+            for hook in self.frame_hooks:
+                hook()
 
     # ---------------------------------------------------------------- state files
     def save_state(self, path: str | Path) -> None:
         """The whole simulation (every body's pose and velocity, joints, contacts) to a ``.bullet`` file."""
         p.saveBullet(str(path), physicsClientId=self.client)
+
+    def state_bytes(self) -> bytes:
+        """`save_state` as bytes (for recordings that carry the state inside them)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="embodied-state-") as tmp:
+            path = Path(tmp) / "state.bullet"
+            self.save_state(path)
+            return path.read_bytes()
 
     def restore_state(self, path: str | Path) -> None:
         """Back to a state `save_state` wrote, in a world built from the same task (same bodies, same order)."""
@@ -313,6 +324,9 @@ class SimRobot:
     def __init__(self, world: World) -> None:
         self.world = world
         self.observer: Callable[[], SceneState] | None = None  # e.g. a perceiver; None: simulator ground truth
+        # what the controller tracks now: hand target x, y, z (m), yaw (rad), finger gap target (m)
+        self.command = np.zeros(len(COMMAND_NAMES), np.float32)
+        self.command_hook: Callable[[str, dict[str, Any]], None] | None = None  # every move_to/set_gripper call
 
     @property
     def steps(self) -> int:
@@ -349,12 +363,18 @@ class SimRobot:
 
     def move_to(self, position: tuple[float, float, float], yaw: float = 0.0, speed: float = 0.5) -> bool:
         w = self.world
+        if self.command_hook is not None:
+            self.command_hook("move_to", {"position": [float(v) for v in position], "yaw": float(yaw),
+                                          "speed": float(speed)})
         start, _ = w.ee_pose()
         goal = np.asarray(position, dtype=np.float64)
+        self.command[3] = yaw
         dist = float(np.linalg.norm(goal - start))
         ticks = max(1, int(math.ceil(dist / max(speed, 1e-3) / (DT * CONTROL_SUBSTEPS))))
         for i in range(1, ticks + 1):
-            w.hold_joints(w.ik(tuple(start + (goal - start) * i / ticks), yaw))
+            waypoint = start + (goal - start) * i / ticks
+            self.command[:3] = waypoint
+            w.hold_joints(w.ik(tuple(waypoint), yaw))
             w.step(CONTROL_SUBSTEPS)
         for _ in range(40):  # settle on the goal
             w.hold_joints(w.ik(tuple(goal), yaw))
@@ -365,7 +385,11 @@ class SimRobot:
 
     def set_gripper(self, open_: bool, width: float = 0.08) -> float:
         w = self.world
-        w.set_finger_target(min(max(width, 0.0), 0.08) / 2 if open_ else 0.0)
+        if self.command_hook is not None:
+            self.command_hook("set_gripper", {"open": bool(open_), "width": float(width)})
+        target = min(max(width, 0.0), 0.08) / 2 if open_ else 0.0
+        self.command[4] = 2 * target
+        w.set_finger_target(target)
         last = w.finger_gap()
         for _ in range(60):
             w.step(CONTROL_SUBSTEPS)

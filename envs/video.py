@@ -22,15 +22,15 @@ class VideoRecorder:
         self.frames: list[np.ndarray] = []
 
     def __enter__(self) -> VideoRecorder:
-        self.env.world.frame_hook = self.capture
+        self.env.world.frame_hooks.append(self.capture)
         self.capture()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.env.world.frame_hook = None
+        self.env.world.frame_hooks.remove(self.capture)
 
     def capture(self) -> None:
-        if self.env.world.steps % 4 == 0:
+        if self.env.world.steps % 8 == 0:  # 30 frames per simulated second
             self.frames.append(self.env.world.render(self.camera)[0])
 
     def save(self, path: Path, fps: int = 15) -> None:

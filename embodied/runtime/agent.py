@@ -23,6 +23,7 @@ import numpy as np
 
 from embodied.runtime.episode import EpisodeResult, StepHook, run_episode
 from embodied.runtime.evaluate import EvalFolder
+from embodied.runtime.recording import RecordSpec
 from embodied.runtime.sensing import Sensing, SensingConfig
 from embodied.world.errors import EmbodiedError, TaskError
 from embodied.world.tasks import SceneSpec, Task, check_instruction, load_tasks
@@ -137,24 +138,27 @@ class Agent:
                     max_steps=max_steps or 2 * len(scene.blocks) + 2)
 
     def run(self, instruction: str | Task, scene: SceneSpec | dict | None = None, *, seed: int = 0,
-            max_steps: int | None = None, on_step: StepHook | None = None, video: Any = None) -> EpisodeResult:
-        """One episode: an instruction (with ``scene``, or a table set for it) or a `Task`."""
+            max_steps: int | None = None, on_step: StepHook | None = None, video: Any = None,
+            capture: Any = None) -> EpisodeResult:
+        """One episode: an instruction (with ``scene``, or a table set for it) or a `Task`; ``capture``
+        (`envs.record.FrameCapture`) records it into ``result.recording``."""
         task = instruction if isinstance(instruction, Task) else self.task(instruction, scene, seed=seed,
                                                                               max_steps=max_steps)
         return run_episode(self.env, task, self.planner, on_step=on_step, video=video, sensing=self.sensing,
-                           reader=self.reader, infer_goal=self.config.infer_goal)
+                           reader=self.reader, infer_goal=self.config.infer_goal, capture=capture)
 
     def evaluate(self, tasks: Sequence[Task] | str | Path, out: str | Path | EvalFolder, *, resume: bool = True,
                  on_episode: Callable[[dict[str, Any]], None] | None = None,
                  record: dict[str, Any] | None = None, workers: int = 1, backend: str = "local",
-                 ray_address: str | None = None) -> dict[str, Any]:
+                 ray_address: str | None = None, recording: RecordSpec | None = None) -> dict[str, Any]:
         """Every task (a list or a task file), one `results.jsonl` line each as it finishes, then the report.
         ``out`` is a folder (locked for the call) or an `EvalFolder` the caller holds; ``record`` adds to
         ``config.json``, which also gets package versions and the checkpoints' sha256. ``workers`` > 1 (or
         ``backend="ray"``) runs the episodes in that many worker processes or Ray actors, each building an agent
         from this one's `AgentConfig` (`embodied.runtime.rollouts`; the same outcomes; a worker whose
         configuration or checkpoints differ from this agent's is refused). Python scripts that use workers
-        need the ``if __name__ == "__main__":`` guard of the ``spawn`` start method."""
+        need the ``if __name__ == "__main__":`` guard of the ``spawn`` start method. ``recording`` writes every
+        episode as a LeRobot dataset or MCAP logs (`embodied.runtime.recording`)."""
         from embodied.runtime.evaluate import evaluate, file_hashes
 
         if isinstance(tasks, str | Path):
@@ -162,13 +166,14 @@ class Agent:
         checkpoints, describe = file_hashes(self.checkpoints()), self.describe()
         record = {**(record or {}), "checkpoints": checkpoints, "workers": workers, "backend": backend}
         args = dict(on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
-                    infer_goal=self.config.infer_goal, describe=describe, record=record)
+                    infer_goal=self.config.infer_goal, describe=describe, record=record, recording=recording)
         folder = out if isinstance(out, EvalFolder) else Path(out)
         if workers == 1 and backend == "local" and ray_address is None:
             return evaluate(list(tasks), self.planner, folder, self.env, **args)
         from embodied.runtime.rollouts import identity, make_workers
 
-        with make_workers(self.config, workers, backend, ray_address, identity(describe, checkpoints)) as pool:
+        with make_workers(self.config, workers, backend, ray_address, identity(describe, checkpoints),
+                          recording) as pool:
             return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:

@@ -44,6 +44,7 @@ class EpisodeResult:
     goal: list[list] = field(default_factory=list)  # what the episode was judged against
     goal_values: list[bool] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    recording: Any = None  # what a `Capture` recorded (not part of the summary)
 
     @property
     def success(self) -> bool:
@@ -66,14 +67,48 @@ class GoalReader(Protocol):
 Judge = Callable[[list[list]], dict[str, Any]]
 
 
+class Capture(Protocol):
+    """Records an episode from the reset to the end (`envs.record.FrameCapture`)."""
+
+    def begin(self) -> None: ...
+
+    def on_call(self, text: str, call: dict[str, Any], result: dict[str, Any] | None) -> None: ...
+
+    def end(self, result: EpisodeResult) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
 def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: StepHook | None = None,
                 video: AbstractContextManager | None = None, sensing: Sensing | None = None,
-                reader: GoalReader | None = None, infer_goal: bool = False) -> EpisodeResult:
+                reader: GoalReader | None = None, infer_goal: bool = False,
+                capture: Capture | None = None) -> EpisodeResult:
     """Lay out ``task`` in the simulated world, then `run_on_robot` judged by the simulator's physical state.
-    Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors)."""
+    Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors).
+    ``capture`` records the episode; what its ``end`` returns is ``result.recording``."""
     env.reset(seed=task.seed, options={"task": task})
-    return run_on_robot(env.robot, task, planner, on_step=on_step, video=video, sensing=sensing,
-                        judge=env.evaluate, reader=reader, infer_goal=infer_goal)
+    if capture is None:
+        return run_on_robot(env.robot, task, planner, on_step=on_step, video=video, sensing=sensing,
+                            judge=env.evaluate, reader=reader, infer_goal=infer_goal)
+
+    def step(i: int, decision: Decision, outcome: SkillResult | None) -> None:
+        if decision.call is None:  # the planner found nothing to do
+            capture.on_call("stop", {"skill": None, "args": {}, "reason": decision.reason}, None)
+        else:
+            capture.on_call(call_text(decision.call), decision.call.to_dict(),
+                            outcome.to_dict() if outcome else None)
+        if on_step:
+            on_step(i, decision, outcome)
+
+    capture.begin()
+    try:
+        result = run_on_robot(env.robot, task, planner, on_step=step, video=video, sensing=sensing,
+                              judge=env.evaluate, reader=reader, infer_goal=infer_goal)
+    except BaseException:
+        capture.abort()
+        raise
+    result.recording = capture.end(result)
+    return result
 
 
 def goal_judge(robot: Robot) -> Judge:
@@ -288,15 +323,13 @@ class StateRecorder:
 
 
 def replay_run(run: Path, step: int) -> dict[str, Any]:
-    """Rebuild a run's world from its task, restore the state `StateRecorder` saved after skill call ``step``,
-    and compare every object's position with the recording: ``poses`` (now), ``diffs`` (m, per object) and
-    ``max_position_diff_m``."""
+    """Restore the state `StateRecorder` saved in a run folder after skill call ``step``; `restore_state`."""
     from embodied.world.errors import EmbodiedError
-    from envs.tabletop import TabletopEnv
 
     config_file, states = run / "config.json", run / "states"
     if not config_file.is_file():
-        raise EmbodiedError(f"{run} is not a run folder (no config.json); give a folder `embodied run` wrote")
+        raise EmbodiedError(f"{run} is not a run folder (no config.json); give a folder `embodied run` wrote, "
+                            "a LeRobot dataset or an MCAP log `embodied record` wrote")
     recorded_file = states / "poses.json"
     if not recorded_file.is_file():
         raise EmbodiedError(f"{run} has no saved states; record them with `embodied run ... --states`")
@@ -310,14 +343,27 @@ def replay_run(run: Path, step: int) -> dict[str, Any]:
     if str(step) not in recorded or not state.is_file():
         raise EmbodiedError(f"{run} has no state after skill call {step}; saved: "
                             f"{', '.join(sorted(recorded, key=int))}")
-    env = TabletopEnv(image_size=(config.get("image_size", 128),) * 2)
+    return restore_state(task, config.get("image_size", 128), state.read_bytes(), recorded[str(step)])
+
+
+def restore_state(task: Task, image_size: int, state: bytes, recorded: dict[str, list[float]]) -> dict[str, Any]:
+    """Rebuild ``task``'s world, restore a saved simulation ``state`` (PyBullet's ``.bullet`` bytes) and
+    compare every object's position with the ``recorded`` poses: ``poses`` (now), ``diffs`` (m, per object)
+    and ``max_position_diff_m``."""
+    import tempfile
+
+    from envs.tabletop import TabletopEnv
+
+    env = TabletopEnv(image_size=(image_size,) * 2)
     try:
         env.reset(seed=task.seed, options={"task": task})
-        env.world.restore_state(state)
+        with tempfile.TemporaryDirectory(prefix="embodied-replay-") as tmp:
+            path = Path(tmp) / "state.bullet"
+            path.write_bytes(state)
+            env.world.restore_state(path)
         poses = env.world.poses()
     finally:
         env.close()
-    then = recorded[str(step)]
-    diffs = {name: max(abs(a - b) for a, b in zip(pose[:3], then.get(name, [float("inf")] * 3), strict=False))
+    diffs = {name: max(abs(a - b) for a, b in zip(pose[:3], recorded.get(name, [float("inf")] * 3), strict=False))
              for name, pose in poses.items()}
     return {"poses": poses, "diffs": diffs, "max_position_diff_m": max(diffs.values(), default=0.0)}

@@ -32,6 +32,7 @@ from embodied.world.paths import check_output_dir
 from embodied.world.tasks import Task
 
 if TYPE_CHECKING:
+    from embodied.runtime.recording import RecordSpec
     from envs.tabletop import TabletopEnv
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,26 @@ def result_row(result: EpisodeResult) -> dict[str, Any]:
     return row
 
 
+def recorded_row(result: EpisodeResult, recording: RecordSpec | None) -> dict[str, Any]:
+    """`result_row`, and with ``recording`` the episode written (`embodied.runtime.recording`) and its
+    summary under ``recorded``."""
+    row = result_row(result)
+    if recording is not None:
+        from embodied.runtime.recording import write_episode
+
+        row["recorded"] = write_episode(recording, result.recording)
+    return row
+
+
+def capture_for(env: TabletopEnv, recording: RecordSpec | None) -> Any:
+    """What records an episode of ``env`` for ``recording`` (None: nothing)."""
+    if recording is None:
+        return None
+    from envs.record import FrameCapture
+
+    return FrameCapture(env, recording.fps)
+
+
 Episodes = Callable[[Sequence[Task]], Iterator[tuple[Task, dict[str, Any]]]]
 
 
@@ -317,23 +338,36 @@ def evaluate(tasks: Sequence[Task], planner: Planner, out: str | Path | EvalFold
              on_episode: Callable[[dict[str, Any]], None] | None = None, resume: bool = True,
              sensing: Sensing | None = None, reader: GoalReader | None = None,
              infer_goal: bool = False, describe: Mapping[str, Any] | None = None,
-             record: Mapping[str, Any] | None = None, episodes: Episodes | None = None) -> dict[str, Any]:
+             record: Mapping[str, Any] | None = None, episodes: Episodes | None = None,
+             recording: RecordSpec | None = None) -> dict[str, Any]:
     """Run every task not already done (rows matching the task and config hashes, when resuming) and write
     the report -- also when interrupted (SIGINT, SIGTERM as KeyboardInterrupt) or failing: it then covers
     what finished (``complete: false``). ``describe`` is the agent's resolved configuration (`Agent.describe`);
     ``record`` adds to ``config.json``. ``out`` may be an `EvalFolder` the caller already holds.
     ``episodes`` runs the tasks elsewhere (`embodied.runtime.rollouts.LocalWorkers.run`), yielding each
-    task's row as it finishes; rows are written in that order. Default: one after another, in this process."""
+    task's row as it finishes; rows are written in that order. Default: one after another, in this process.
+    ``recording`` writes every episode as data (`embodied.runtime.recording`; ``episodes`` must record
+    the same way); the report's ``recording`` says what was written and checked."""
     if describe is None:
         describe = _describe(planner, sensing, infer_goal)
 
     def here(todo: Sequence[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         for task in todo:
-            yield task, result_row(run_episode(env, task, planner, sensing=sensing, reader=reader,
-                                               infer_goal=infer_goal))
+            result = run_episode(env, task, planner, sensing=sensing, reader=reader, infer_goal=infer_goal,
+                                 capture=capture_for(env, recording))
+            yield task, recorded_row(result, recording)
 
+    broken: EmbodiedError | None = None
     with _held(out) as folder:
         done = folder.start(tasks, describe, resume, record)
+        if recording is not None:
+            from embodied.runtime.recording import missing_recordings
+
+            unrecorded = missing_recordings(list(done.values()), recording)
+            if unrecorded:
+                raise EvalFolderError(f"{len(unrecorded)} finished tasks in {folder.out} were not recorded as "
+                                      f"{recording.format} (e.g. {unrecorded[0]}); record into a new folder, "
+                                      "or start over with --fresh")
         chash = config_hash(describe)
         rows = [done[t.id] for t in tasks if t.id in done]
         complete = False
@@ -350,11 +384,27 @@ def evaluate(tasks: Sequence[Task], planner: Planner, out: str | Path | EvalFold
             with _signals_held():  # a second Ctrl-C does not cut the report short
                 report = make_report(rows)
                 report["tasks"], report["complete"] = len(tasks), complete
+                if recording is not None:
+                    report["recording"], broken = _finish_recording(recording, tasks, rows)
                 folder.write_report(report)
             if not complete:
                 log.warning("stopped after %d of %d tasks; %s/%s covers those", len(rows), len(tasks),
                             folder.out, REPORT)
+    if broken is not None:
+        raise broken  # the report and every row are written first
     return report
+
+
+def _finish_recording(recording: RecordSpec, tasks: Sequence[Task], rows: Sequence[dict[str, Any]]
+                      ) -> tuple[dict[str, Any], EmbodiedError | None]:
+    """`recording.finish`, with a failed check reported (``checked: false``) and returned to raise later."""
+    from embodied.runtime.recording import finish
+
+    try:
+        return finish(recording, tasks, rows), None
+    except EmbodiedError as e:
+        log.error("the recording failed its check: %s", e)
+        return {"format": recording.format, "root": str(recording.root), "checked": False, "error": str(e)}, e
 
 
 @contextmanager

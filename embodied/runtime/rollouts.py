@@ -50,11 +50,14 @@ def _load_agent(config: dict[str, Any], threads: int) -> Any:
     return Agent.from_config(AgentConfig(**config))
 
 
-def _row(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
-    """One episode of a task (as JSON) and its results row."""
-    from embodied.runtime.evaluate import result_row
+def _row(agent: Any, task: dict[str, Any], recording: dict[str, Any] | None) -> dict[str, Any]:
+    """One episode of a task (as JSON) and its results row, the episode recorded when ``recording`` (a
+    `RecordSpec` as a dict) says so."""
+    from embodied.runtime.evaluate import capture_for, recorded_row
+    from embodied.runtime.recording import RecordSpec
 
-    return result_row(agent.run(Task.from_dict(task)))
+    spec = RecordSpec(**recording) if recording else None
+    return recorded_row(agent.run(Task.from_dict(task), capture=capture_for(agent.env, spec)), spec)
 
 
 def identity(describe: dict[str, Any], checkpoints: dict[str, str]) -> str:
@@ -73,7 +76,7 @@ def _identity(agent: Any) -> str:
     return identity(agent.describe(), file_hashes(agent.checkpoints()))
 
 
-def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
+def _worker(config: dict[str, Any], conn: Connection, threads: int, recording: dict[str, Any] | None) -> None:
     """A worker's life: load an agent once, then run each task it is sent and send back its results row."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops its workers
     try:
@@ -90,7 +93,7 @@ def _worker(config: dict[str, Any], conn: Connection, threads: int) -> None:
             if message is None:
                 return
             try:
-                row = _row(agent, message)
+                row = _row(agent, message, recording)
             except BaseException as e:  # noqa: BLE001
                 import traceback
 
@@ -114,12 +117,15 @@ class _Slot:
 
 class _Workers:
     """What both backends share: ``n`` workers building agents from ``config`` (an `AgentConfig`) that must
-    match ``identity`` (`identity` of the parent's agent); a context manager that calls `close()`."""
+    match ``identity`` (`identity` of the parent's agent), recording episodes as ``recording`` says (a
+    `RecordSpec`: on a cluster, its root must be a folder every node shares); a context manager that calls
+    `close()`."""
 
-    def __init__(self, config: Any, n: int, identity: str | None = None) -> None:
+    def __init__(self, config: Any, n: int, identity: str | None = None, recording: Any = None) -> None:
         if not isinstance(n, int) or n < 1:
             raise EmbodiedError(f"workers must be a positive integer, got {n!r}")
         self.config, self.n, self.identity, self.restarts = dataclasses.asdict(config), n, identity, 0
+        self.recording = recording.to_dict() if recording is not None else None  # a `RecordSpec`
 
     def close(self) -> None:
         raise NotImplementedError
@@ -135,8 +141,9 @@ class LocalWorkers(_Workers):
     """``n`` local worker processes running episodes of the agent ``config`` (an `AgentConfig`); use as a
     context manager, or call `close()`."""
 
-    def __init__(self, config: Any, n: int, threads: int | None = None, identity: str | None = None) -> None:
-        super().__init__(config, n, identity)
+    def __init__(self, config: Any, n: int, threads: int | None = None, identity: str | None = None,
+                 recording: Any = None) -> None:
+        super().__init__(config, n, identity, recording)
         self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
         self._ctx = get_context("spawn")
         self._slots: list[_Slot] = []
@@ -146,7 +153,8 @@ class LocalWorkers(_Workers):
         saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         os.environ.update({k: str(self.threads) for k in saved})  # numpy/open3d threads in the child too
         try:
-            process = self._ctx.Process(target=_worker, args=(self.config, child, self.threads), daemon=True)
+            process = self._ctx.Process(target=_worker, args=(self.config, child, self.threads, self.recording),
+                                         daemon=True)
             process.start()
         finally:
             for k, v in saved.items():
@@ -257,8 +265,8 @@ class RayWorkers(_Workers):
     Ray is an optional extra: ``pip install 'embodied[ray]'``."""
 
     def __init__(self, config: Any, n: int, address: str | None = None, threads: int | None = None,
-                 identity: str | None = None) -> None:
-        super().__init__(config, n, identity)
+                 identity: str | None = None, recording: Any = None) -> None:
+        super().__init__(config, n, identity, recording)
         ray = self._ray = _import_ray()
         self._started = False
         if not ray.is_initialized():
@@ -283,7 +291,7 @@ class RayWorkers(_Workers):
         self._actors: list[Any] = []
 
     def _new_actor(self) -> Any:
-        return self._actor.remote(self.config, self.threads)
+        return self._actor.remote(self.config, self.threads, self.recording)
 
     def run(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         """Each task's results row, as episodes finish; a dead actor's task is run again on a fresh one."""
@@ -350,14 +358,14 @@ class RayWorkers(_Workers):
 class _EpisodeActor:
     """A Ray actor's state: one agent, loaded once (`_load_agent`), running one episode per call."""
 
-    def __init__(self, config: dict[str, Any], threads: int) -> None:
-        self.agent = _load_agent(config, threads)
+    def __init__(self, config: dict[str, Any], threads: int, recording: dict[str, Any] | None) -> None:
+        self.agent, self.recording = _load_agent(config, threads), recording
 
     def ready(self) -> str:
         return _identity(self.agent)
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
-        return _row(self.agent, task)
+        return _row(self.agent, task, self.recording)
 
 
 def _ray_cause(error: Exception) -> str:
@@ -389,13 +397,14 @@ def check_backend(backend: str, address: str | None = None) -> None:
 
 
 def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None,
-                 identity: str | None = None) -> LocalWorkers | RayWorkers:
+                 identity: str | None = None, recording: Any = None) -> LocalWorkers | RayWorkers:
     """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join); each
-    worker's agent must match ``identity`` (`identity` of the parent's agent)."""
+    worker's agent must match ``identity`` (`identity` of the parent's agent) and records its episodes as
+    ``recording`` (a `RecordSpec`) says."""
     check_backend(backend, address)
     if backend == "local":
-        return LocalWorkers(config, n, identity=identity)
-    return RayWorkers(config, n, address, identity=identity)
+        return LocalWorkers(config, n, identity=identity, recording=recording)
+    return RayWorkers(config, n, address, identity=identity, recording=recording)
 
 
 def _check_identity(expected: str | None, got: str) -> None:
