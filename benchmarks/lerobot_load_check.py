@@ -37,19 +37,22 @@ MAX_MEAN_COLOUR_ERROR = 2.0
 def mcap_frames(path: str, frames: list[int]) -> dict[int, dict]:
     """Raw top/side colour, top depth (m) and joint positions of the given frames of one log."""
     import numpy as np
-    from mcap_ros2.reader import read_ros2_messages
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
 
     topics = {"/camera/top/image_raw": "top", "/camera/side/image_raw": "side", "/camera/top/depth": "depth",
               "/joint_states": "joints"}
     seen: dict[str, int] = dict.fromkeys(topics.values(), 0)
     out: dict[int, dict] = {f: {} for f in frames}
-    for m in read_ros2_messages(path, topics=list(topics), log_time_order=False):
-        key = topics[m.channel.topic]
+    with open(path, "rb") as f:
+        decoded = list(make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages(
+            topics=list(topics), log_time_order=False))
+    for _, channel, _, msg in decoded:
+        key = topics[channel.topic]
         i = seen[key]
         seen[key] += 1
         if i not in out:
             continue
-        msg = m.ros_msg
         if key == "joints":
             out[i][key] = np.asarray(msg.position)
         elif key == "depth":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,24 +210,32 @@ def _camera_info(c: Any) -> dict[str, Any]:
             "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False}}
 
 
+def read_messages(path: Path | str, topics: Sequence[str] | None = None) -> Iterator[tuple[str, int, Any]]:
+    """Every message of a log in file order, decoded by the ROS 2 decoder: (topic, log time ns, message)."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    with open(path, "rb") as f:
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        for _, channel, message, decoded in reader.iter_decoded_messages(topics=topics, log_time_order=False):
+            yield channel.topic, message.log_time, decoded
+
+
 def check_mcap(path: Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a log back with the ROS 2 decoder: every per-frame topic has one message per frame, log times
     never go backwards, the episode starts and ends; with ``expect`` (what `write_mcap` returned), the counts
     match it. Raises `EmbodiedError` naming the first thing wrong."""
-    from mcap_ros2.reader import read_ros2_messages
-
     counts: dict[str, int] = {}
     last, events = -1, []
     try:
-        for m in read_ros2_messages(str(path), log_time_order=False):
-            t = m.log_time_ns
-            if t < last and m.channel.topic in PER_FRAME:
-                raise EmbodiedError(f"{path}: {m.channel.topic} goes back in time at message {counts.get(m.channel.topic)}")
-            if m.channel.topic in PER_FRAME:
-                last = max(last, t)
-            counts[m.channel.topic] = counts.get(m.channel.topic, 0) + 1
-            if m.channel.topic == "/episode":
-                events.append(json.loads(m.ros_msg.data)["event"])
+        for topic, t, message in read_messages(path):
+            if topic in PER_FRAME:
+                if t < last:
+                    raise EmbodiedError(f"{path}: {topic} goes back in time at message {counts.get(topic)}")
+                last = t
+            counts[topic] = counts.get(topic, 0) + 1
+            if topic == "/episode":
+                events.append(json.loads(message.data)["event"])
     except EmbodiedError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoding failure means a broken log
