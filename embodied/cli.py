@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -196,8 +197,12 @@ def _agent_config(args: argparse.Namespace) -> Any:
                         f"not {args.planner}")
     library = None if args.no_library else str(args.library) if args.library else "default"
     sources = {k: getattr(args, k) for k in ("state", "affordance", "success", "infer_goal") if hasattr(args, k)}
+    robot = {}
+    if getattr(args, "robot", "sim") == "ros" or getattr(args, "ros_profile", None) or getattr(args, "dry_run", False):
+        robot = {"robot": args.robot, "ros_profile": str(args.ros_profile) if args.ros_profile else None,
+                 "ros_master": args.master, "dry_run": args.dry_run}
     return AgentConfig(planner=args.planner, planner_options=options, library=library,
-                       image_size=args.image_size, **sources)
+                       image_size=args.image_size, **sources, **robot)
 
 
 def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
@@ -220,6 +225,18 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
 
 
 # ---------------------------------------------------------------------- commands
+def _add_robot_flags(p: argparse.ArgumentParser) -> None:
+    """Where the agent acts: the simulator in this process, or a robot behind the ROS bridge."""
+    g = p.add_argument_group("robot")
+    g.add_argument("--robot", choices=["sim", "ros"], default="sim",
+                   help="sim: the tabletop in this process (default); ros: a robot behind the ROS bridge, e.g. "
+                        "`embodied ros sim` in another process")
+    g.add_argument("--ros-profile", type=Path, help="ROS profile YAML (default: the simulator node's, "
+                                                     "embodied/ros/profiles/sim.yaml)")
+    g.add_argument("--master", help="ROS master URI (default: $ROS_MASTER_URI)")
+    g.add_argument("--dry-run", action="store_true", help="with --robot ros: check and log every command, send none")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from embodied.runtime.agent import Agent
     from embodied.world.tasks import check_instruction
@@ -251,6 +268,8 @@ def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = No
     from embodied.runtime.episode import StateRecorder, write_run
     from envs.video import VideoRecorder
 
+    if agent.config.robot == "ros" and (args.video or args.states):
+        raise EmbodiedError("--video and --states need the simulator in this process, not --robot ros")
     task = task if task is not None else _load_task(args, agent)
     console.print(f"[bold]{task.instruction}[/]  (task {task.id}, seed {task.seed}, planner {agent.planner.name})")
     first: list[float] = []
@@ -385,6 +404,75 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise EmbodiedError(f"unknown benchmark {args.what!r}")
     out_console.print_json(json.dumps(result))
     return 0
+
+
+def cmd_ros(args: argparse.Namespace) -> int:
+    """`ros sim`: serve the simulator as a ROS robot node; `ros move`: jog the hand through the safety layer;
+    `ros estop`: engage (or --release) the e-stop."""
+    from embodied.ros.profile import load_profile
+    from embodied.ros.transport import Ros1, start_master
+
+    profile = load_profile(args.profile)
+    if args.action == "sim":
+        import threading
+
+        from embodied.ros.sim_node import SimNode
+
+        master, uri = None, args.master
+        if uri == "auto" or (uri is None and not os.environ.get("ROS_MASTER_URI")):
+            master, uri = start_master()
+        try:
+            node = SimNode(Ros1("embodied_sim", uri), profile, image_size=args.image_size, command_log=args.log,
+                           perception_size=args.perception_size)
+            out_console.print(f"ROS_MASTER_URI={uri}", soft_wrap=True)  # for the bridge's process
+            console.print(f"[green]simulator node ready[/] ({profile.name}; Ctrl-C stops it)")
+            try:
+                node.run(threading.Event())
+            except KeyboardInterrupt:
+                pass
+            finally:
+                node.close()
+        finally:
+            if master is not None:
+                master.terminate()
+                master.wait(5)
+        return EXIT_SUCCESS
+    from embodied.ros.robot import RosRobot
+
+    transport = Ros1(f"embodied_{args.action}", args.master)
+    if args.action == "estop":
+        publish = transport.publisher(profile.estop, "bool", latch=True)
+        transport.wait_connected(2.0)
+        publish(not args.release)
+        time.sleep(0.3)  # let it go out before the node shuts down
+        console.print("e-stop released" if args.release else "[red]e-stop engaged[/]")
+        return EXIT_SUCCESS
+    robot = RosRobot(transport, profile, dry_run=args.dry_run)
+    robot.wait_ready()
+    if args.to is None and args.gripper is None:
+        raise EmbodiedError("ros move needs --to X,Y,Z and/or --gripper open|close")
+    if args.to is not None:
+        robot.move_to(args.to, args.yaw, args.speed)
+    if args.gripper is not None and robot.fault is None:
+        robot.set_gripper(args.gripper == "open", args.width)
+    fault = robot.take_fault()
+    sent = [c for c in robot.commands if c["sent"]]
+    out_console.print_json(json.dumps({"commands": robot.commands, "sent": len(sent), "dry_run": args.dry_run,
+                                       "fault": fault.reason if fault else None,
+                                       "hand": [round(float(v), 4) for v in robot.proprio()[14:17]]}))
+    if fault is not None:
+        raise EmbodiedError(fault.reason)
+    return EXIT_SUCCESS
+
+
+def _xyz(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected X,Y,Z in metres, got {text!r}")
+    return values  # type: ignore[return-value]
 
 
 def cmd_eval_vqa(args: argparse.Namespace) -> int:
@@ -632,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--states", action="store_true",
                      help="also save the whole simulation after every skill call (states/, for `embodied replay`)")
     run.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
+    _add_robot_flags(run)
     run.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("replay", help="restore the simulation after a skill call: of a run (`run --states`), "
@@ -661,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")
         p.add_argument("--fps", type=int, choices=RECORD_FPS, default=10,
                        help="recorded frames per simulated second")
+        _add_robot_flags(p)
         p.set_defaults(func=cmd_eval)
     ev.add_argument("--record", choices=FORMATS, help="also keep every episode as data in --out/FORMAT")
     rec.add_argument("--format", choices=FORMATS, required=True,
@@ -723,6 +813,24 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--seeds", type=POSITIVE, default=3, help="fresh seeds for `verify`")
     sk.add_argument("-k", type=POSITIVE, default=5, help="results for `search`")
     sk.set_defaults(func=cmd_skills)
+
+    ros = sub.add_parser("ros", help="the ROS bridge: `sim` serves the simulator as a ROS robot node, `move` jogs "
+                                     "the hand through the safety layer, `estop` engages the e-stop")
+    ros.add_argument("action", choices=["sim", "move", "estop"])
+    ros.add_argument("--profile", type=Path, help="ROS profile YAML (default: the simulator node's)")
+    ros.add_argument("--master", help="ROS master URI (default: $ROS_MASTER_URI); `sim --master auto` starts a "
+                                      "private one on 127.0.0.1 and prints its URI")
+    ros.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="`sim`: the main camera's side (px)")
+    ros.add_argument("--perception-size", type=IMAGE_SIZE, default=160, help="`sim`: perception cameras' side (px)")
+    ros.add_argument("--log", type=Path, help="`sim`: append every goal, reset and e-stop received (JSON lines)")
+    ros.add_argument("--to", type=_xyz, metavar="X,Y,Z", help="`move`: the hand's target, world frame (m)")
+    ros.add_argument("--yaw", type=float, default=0.0, help="`move`: the hand's yaw (rad)")
+    ros.add_argument("--speed", type=float, default=0.3, help="`move`: m/s")
+    ros.add_argument("--gripper", choices=["open", "close"], help="`move`: then open or close the gripper")
+    ros.add_argument("--width", type=float, default=0.08, help="`move --gripper open`: the gap (m)")
+    ros.add_argument("--dry-run", action="store_true", help="`move`: check and print the commands, send none")
+    ros.add_argument("--release", action="store_true", help="`estop`: release instead of engaging")
+    ros.set_defaults(func=cmd_ros)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
     tasks.add_argument("action", choices=["generate"])

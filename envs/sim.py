@@ -327,6 +327,8 @@ class SimRobot:
         # what the controller tracks now: hand target x, y, z (m), yaw (rad), finger gap target (m)
         self.command = np.zeros(len(COMMAND_NAMES), np.float32)
         self.command_hook: Callable[[str, dict[str, Any]], None] | None = None  # every move_to/set_gripper call
+        self.halted: Callable[[], bool] | None = None  # asked every control tick; True stops the motion there
+        self.tick_hook: Callable[[], None] | None = None  # after every control tick (a ROS node's state out)
 
     @property
     def steps(self) -> int:
@@ -375,13 +377,30 @@ class SimRobot:
             waypoint = start + (goal - start) * i / ticks
             self.command[:3] = waypoint
             w.hold_joints(w.ik(tuple(waypoint), yaw))
-            w.step(CONTROL_SUBSTEPS)
+            if not self._tick():
+                return False
         for _ in range(40):  # settle on the goal
             w.hold_joints(w.ik(tuple(goal), yaw))
-            w.step(CONTROL_SUBSTEPS)
+            if not self._tick():
+                return False
             if np.linalg.norm(w.ee_pose()[0] - goal) < 0.004:
                 break
         return bool(np.linalg.norm(w.ee_pose()[0] - goal) < 0.01)
+
+    def _tick(self) -> bool:
+        """One control tick of physics; False (the arm held where it is now) when `halted` says stop."""
+        self.world.step(CONTROL_SUBSTEPS)
+        if self.tick_hook is not None:
+            self.tick_hook()
+        if self.halted is not None and self.halted():
+            self.stop()
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Hold every joint where it is now (an e-stop): the motors brake the arm to rest."""
+        q, _ = self.world.joint_states()
+        self.world.hold_joints(list(q))
 
     def set_gripper(self, open_: bool, width: float = 0.08) -> float:
         w = self.world
@@ -392,7 +411,8 @@ class SimRobot:
         w.set_finger_target(target)
         last = w.finger_gap()
         for _ in range(60):
-            w.step(CONTROL_SUBSTEPS)
+            if not self._tick():
+                return w.finger_gap()
             gap = w.finger_gap()
             if abs(gap - last) < 2e-5:
                 break

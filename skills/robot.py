@@ -4,6 +4,7 @@ PyBullet or a simulator's world."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +44,22 @@ class Robot(Protocol):
     def steps(self) -> int:
         """Control ticks (physics steps in simulation) executed so far, for budgets and reporting."""
         ...
+
+
+@dataclass(frozen=True)
+class RobotFault:
+    """Why a robot refused or stopped the commands of the skill that just ran (a safety limit, an e-stop,
+    stale state); ``halt``: the robot will not move again this episode (e-stop, lost connection)."""
+
+    reason: str
+    halt: bool = False
+
+
+def take_fault(robot: Robot) -> RobotFault | None:
+    """The fault of the skill that just ran, cleared for the next one; robots without faults (the
+    simulator) have none. The runtime tells the planner the fault's reason as the skill's outcome."""
+    take = getattr(robot, "take_fault", None)
+    return take() if callable(take) else None
 
 
 def look(robot: Robot) -> SceneState:

@@ -47,6 +47,10 @@ class AgentConfig:
     library: str | None = DEFAULT_LIBRARY  # skill library to retrieve from: "default", a path, or None
     image_size: int = 128  # side of the main camera's images (px)
     infer_goal: bool = False  # read the goal from the instruction even when a task has one (judged by the task's)
+    robot: str = "sim"  # the simulated tabletop in this process, or "ros": a robot behind the ROS bridge
+    ros_profile: str | None = None  # with robot="ros": the profile (default: the simulator node's)
+    ros_master: str | None = None  # with robot="ros": the master's URI (default: $ROS_MASTER_URI)
+    dry_run: bool = False  # with robot="ros": check and log every command, send none
 
     def __post_init__(self) -> None:
         self.sensing  # noqa: B018 - validates state/affordance/success with a did-you-mean
@@ -57,6 +61,10 @@ class AgentConfig:
             check_language_model_spec(llm)
         if not isinstance(self.image_size, int) or not 8 <= self.image_size <= 1024:
             raise EmbodiedError(f"AgentConfig.image_size must be an int in [8, 1024], got {self.image_size!r}")
+        if self.robot not in ("sim", "ros"):
+            raise EmbodiedError(f"AgentConfig.robot must be sim or ros, got {self.robot!r}")
+        if self.robot == "sim" and (self.ros_profile or self.ros_master or self.dry_run):
+            raise EmbodiedError("--ros-profile, --master and --dry-run need --robot ros")
 
     @property
     def sensing(self) -> SensingConfig:
@@ -107,7 +115,7 @@ class Agent:
 
         config = dataclasses.replace(config, **overrides) if config else AgentConfig(**overrides)
         planner_config = config.planner_config()
-        env = TabletopEnv(image_size=(config.image_size, config.image_size))
+        env = _ros_env(config) if config.robot == "ros" else TabletopEnv(image_size=(config.image_size,) * 2)
         try:
             sensing = Sensing(env.robot, config.sensing)
             planner = make_planner(config.planner, planner_config, **planner_deps(config.planner, sensing))
@@ -168,6 +176,9 @@ class Agent:
         args = dict(on_episode=on_episode, resume=resume, sensing=self.sensing, reader=self.reader,
                     infer_goal=self.config.infer_goal, describe=describe, record=record, recording=recording)
         folder = out if isinstance(out, EvalFolder) else Path(out)
+        if self.config.robot == "ros" and (workers != 1 or backend != "local" or recording is not None):
+            raise EmbodiedError("a ROS robot runs one episode at a time in this process: no --workers, --backend "
+                                "or recording (record in simulation)")
         if workers == 1 and backend == "local" and ray_address is None:
             return evaluate(list(tasks), self.planner, folder, self.env, **args)
         from embodied.runtime.rollouts import identity, make_workers
@@ -190,9 +201,16 @@ class Agent:
         planner_config = getattr(self.planner, "config", None)
         return {"planner": self.config.planner, **self.config.sensing.__dict__, "infer_goal": self.config.infer_goal,
                 "library": self.config.library_path() if "library" in _fields(planner_config) else None,
-                "image_size": self.config.image_size,
+                "image_size": self.config.image_size, **self._robot(),
                 "planner_config": dataclasses.asdict(planner_config) if dataclasses.is_dataclass(planner_config)
                 else {}}
+
+    def _robot(self) -> dict[str, Any]:
+        """The robot, in the resolved configuration only when it is not the default simulator (so results
+        of simulated runs keep their configuration hash)."""
+        if self.config.robot == "sim":
+            return {}
+        return {"robot": "ros", "ros_profile": self.env.robot.profile.describe(), "dry_run": self.config.dry_run}
 
     def close(self) -> None:
         self.env.close()
@@ -206,6 +224,19 @@ class Agent:
 
 def _fields(config: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+
+
+def _ros_env(config: AgentConfig) -> Any:
+    """The robot behind the ROS bridge (`embodied.ros`), in the environment interface episodes use."""
+    from embodied.ros.profile import load_profile
+    from embodied.ros.robot import RosEnv, RosRobot
+    from embodied.ros.transport import Ros1
+
+    profile = load_profile(config.ros_profile)
+    if profile.transport != "ros1":
+        raise EmbodiedError(f"profile {profile.name}: transport {profile.transport} is not built yet (ros1 is)")
+    robot = RosRobot(Ros1("embodied_agent", config.ros_master), profile, dry_run=config.dry_run)
+    return RosEnv(robot, confirm=input)
 
 
 def planner_deps(name: str, sensing: Sensing) -> dict[str, Any]:

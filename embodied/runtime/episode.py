@@ -19,7 +19,7 @@ from embodied.world.predicates import describe_goal, goal_satisfied, goal_values
 from embodied.world.symbolic import abstract
 from embodied.world.tasks import Task, default_max_steps
 from skills import SkillCall, SkillResult, call_text, get_skill
-from skills.robot import Robot
+from skills.robot import Robot, take_fault
 
 if TYPE_CHECKING:
     from envs.tabletop import TabletopEnv
@@ -204,7 +204,17 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
             with ctx:
                 ok = _run_library_skill(robot, decision, planner, result, i, on_step)
-                if sensing is not None:
+                fault = take_fault(robot)
+                if fault is not None:  # a refused or stopped command inside the skill's code
+                    ok = False
+                    refused = SkillResult(False, fault.reason, 0, {"fault": True, "halt": fault.halt})
+                    result.steps.append({"step": i, **decision.call.to_dict(), "text": decision.skill.text(),
+                                         "result": refused.to_dict(), "via": decision.skill.record.name})
+                    if fault.halt:
+                        result.reason = fault.reason
+                        break
+                    planner.feedback(decision.call, refused, robot.observe())
+                elif sensing is not None:
                     sensing.settle()
             obs = sensing.observation() if sensing is not None else None
             state = sensing.state() if sensing is not None else robot.observe()
@@ -215,16 +225,26 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         skill = get_skill(decision.call.name)
         with ctx:
             outcome = skill.execute(robot, skill.params(decision.call.args))
-            if sensing is not None:
+            fault = take_fault(robot)
+            if fault is not None:  # the robot refused or stopped a command: that is the outcome
+                outcome = SkillResult(False, fault.reason, outcome.steps, {"fault": True, "halt": fault.halt})
+            elif sensing is not None:
                 sensing.settle()
         step = {"step": i, **decision.call.to_dict(), "text": call_text(decision.call), "result": outcome.to_dict()}
         if decision.note:
             step["note"] = decision.note
+        if fault is not None and fault.halt:  # the robot will not move again: stop, asking it for nothing more
+            result.steps.append(step)
+            result.reason = fault.reason
+            if on_step:
+                on_step(i, decision, outcome)
+            break
         if sensing is not None:  # the planner hears the judged outcome (look, detector, self-report), `Sensing.judge`
             after_obs, after = sensing.observation(), sensing.state()
-            told, p = sensing.judge(obs, after_obs, state, decision.call, outcome, state_after=after)
-            step["detected"] = {"p_success": round(p, 4), "success": told.success}
-            outcome = told
+            if fault is None:  # a refused command stays a failure, whatever the detector thinks
+                told, p = sensing.judge(obs, after_obs, state, decision.call, outcome, state_after=after)
+                step["detected"] = {"p_success": round(p, 4), "success": told.success}
+                outcome = told
             obs, state = after_obs, after
         else:
             state = robot.observe()

@@ -86,6 +86,26 @@ class View:
         eye = -v[:3, :3].T @ v[:3, 3]
         return cls(name, rgb, xyz, vp, eye)
 
+    @classmethod
+    def from_depth(cls, name: str, rgb: np.ndarray, depth: np.ndarray, k: np.ndarray,
+                   world_from_optical: np.ndarray) -> View:
+        """Back-project a metric depth image (z along the optical axis; NaN or <= 0: nothing seen) with the
+        pinhole intrinsics ``k`` (3x3) and the optical frame's pose in the world (4x4: z forward, x right,
+        y down) -- a real RGB-D camera's calibration, as a ROS camera_info and tf give it."""
+        h, w = depth.shape
+        fx, fy, cx, cy = float(k[0][0]), float(k[1][1]), float(k[0][2]), float(k[1][2])
+        u, r = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        z = np.asarray(depth, dtype=np.float64)
+        cam = np.stack([(u - cx) / fx * z, (r - cy) / fy * z, z], -1).reshape(-1, 3)
+        pose = np.asarray(world_from_optical, dtype=np.float64)
+        xyz = (cam @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32)
+        xyz[~(np.isfinite(z) & (z > 0)).reshape(-1)] = np.nan
+        # a clip transform with the pixel convention of `depth_at`: col = fx x/z + cx, row = fy y/z + cy
+        clip = np.array([[2 * fx / w, 0.0, 2 * cx / w - 1, 0.0], [0.0, -2 * fy / h, 1 - 2 * cy / h, 0.0],
+                         [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+        optical_from_world = np.linalg.inv(pose)
+        return cls(name, rgb, xyz, clip @ optical_from_world, pose[:3, 3].copy())
+
     def depth_at(self, point: np.ndarray) -> float | None:
         """Distance from the eye to the surface seen at ``point``'s pixel (inf: nothing; None: off-image)."""
         clip = self.view_proj @ np.append(point, 1.0)
