@@ -340,11 +340,17 @@ class RosRobot:
         return {RGB: rgb, DEPTH: filled, POINTS: points, PROPRIO: self.proprio()}
 
     # ------------------------------------------------------------------ episodes
+    def episode_stats(self) -> dict[str, Any]:
+        """The bridge's overhead per command this episode: round trip minus the robot's execution (ms)."""
+        ms = np.asarray(self.bridge_ms)
+        return {"bridge_commands": len(ms), "bridge_ms": [round(float(v), 3) for v in ms]}
+
     def reset_to(self, task: dict[str, Any]) -> None:
         """Ask the simulator node to lay out ``task``'s table (its reset topic) and wait until it has."""
         if not self.profile.reset_request:
             raise EmbodiedError(f"profile {self.profile.name} cannot reset the table (a real robot)")
         rid = next(self._ids)
+        self.bridge_ms = []
         if not self.t.wait_connected(RESET_WAIT_S):
             raise TransportError(f"the simulator node does not subscribe to {self.profile.reset_request}")
         self._reset(json.dumps({"id": rid, "task": task}))

@@ -273,9 +273,10 @@ def _finish(result: EpisodeResult, robot: Robot, start_steps: int, t0: float, ju
         calls = [SkillCall(s["skill"], s["args"]) for s in result.steps]
         result.extra["planning_success"] = said_done and symbolic_plan_success(
             dataclasses.replace(result.task, goal=result.goal), calls)
-    stats = getattr(planner, "episode_stats", None)
-    if stats is not None:
-        result.extra.update(stats())
+    for source in (planner, robot):  # what a planner or a robot counts per episode (LM calls, bridge costs)
+        stats = getattr(source, "episode_stats", None)
+        if callable(stats):
+            result.extra.update(stats())
     n_decisions = len(result.trace)
     result.extra["planner_seconds"] = round(planner_seconds, 3)
     result.extra["seconds_per_step"] = round(planner_seconds / max(n_decisions, 1), 3)
