@@ -410,7 +410,7 @@ def cmd_ros(args: argparse.Namespace) -> int:
     """`ros sim`: serve the simulator as a ROS robot node; `ros move`: jog the hand through the safety layer;
     `ros estop`: engage (or --release) the e-stop."""
     from embodied.ros.profile import load_profile
-    from embodied.ros.transport import Ros1, start_master
+    from embodied.ros.transport import make_transport, start_master
 
     profile = load_profile(args.profile)
     if args.action == "sim":
@@ -419,12 +419,14 @@ def cmd_ros(args: argparse.Namespace) -> int:
         from embodied.ros.sim_node import SimNode
 
         master, uri = None, args.master
-        if uri == "auto" or (uri is None and not os.environ.get("ROS_MASTER_URI")):
+        if profile.transport == "ros1" and (uri == "auto" or (uri is None and not os.environ.get("ROS_MASTER_URI"))):
             master, uri = start_master()
         try:
-            node = SimNode(Ros1("embodied_sim", uri), profile, image_size=args.image_size, command_log=args.log,
-                           perception_size=args.perception_size)
-            out_console.print(f"ROS_MASTER_URI={uri}", soft_wrap=True)  # for the bridge's process
+            node = SimNode(make_transport(profile, "embodied_sim", uri), profile, image_size=args.image_size,
+                           command_log=args.log, perception_size=args.perception_size)
+            # for the bridge's process: where the master is (ROS 2: the DDS domain)
+            out_console.print(f"ROS_MASTER_URI={uri}" if profile.transport == "ros1" else
+                              f"ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}", soft_wrap=True)
             console.print(f"[green]simulator node ready[/] ({profile.name}; Ctrl-C stops it)")
             try:
                 node.run(threading.Event())
@@ -439,7 +441,7 @@ def cmd_ros(args: argparse.Namespace) -> int:
         return EXIT_SUCCESS
     from embodied.ros.robot import RosRobot
 
-    transport = Ros1(f"embodied_{args.action}", args.master)
+    transport = make_transport(profile, f"embodied_{args.action}", args.master)
     if args.action == "estop":
         publish = transport.publisher(profile.estop, "bool", latch=True)
         transport.wait_connected(2.0)

@@ -1,6 +1,6 @@
 """The Robot API: everything skills and the runtime may ask of a robot. The simulator implements it
-(`envs.sim.SimRobot`); a real arm implements it too (the ROS bridge). Nothing above this seam touches
-PyBullet or a simulator's world."""
+(`envs.sim.SimRobot`); a robot behind ROS implements it too (`embodied.ros.robot.RosRobot`). Nothing above
+this seam touches PyBullet or a simulator's world."""
 
 from __future__ import annotations
 

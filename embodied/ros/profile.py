@@ -72,6 +72,7 @@ class RosProfile:
     cameras: tuple[CameraTopics, ...] = ()
     limits: Limits = field(default_factory=Limits)
     limits_off_reason: str | None = None  # a profile that turns limits off must say why (kept in the config)
+    loopback: bool = False  # ros2: DDS on 127.0.0.1 only (the simulator node; tests), unless CYCLONEDDS_URI is set
     source: str = ""
 
     @property
@@ -147,6 +148,13 @@ def load_profile(path: str | Path | None = None) -> RosProfile:
         raise ProfileError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict) or "name" not in raw:
         raise ProfileError(f"{path}: expected a mapping with at least `name`")
+    if "extends" in raw:  # another profile's keys, these on top (limits merged key by key)
+        base_path = PROFILES / f"{raw['extends']}.yaml" if "/" not in str(raw["extends"]) else Path(raw["extends"])
+        if not base_path.is_file():
+            raise ProfileError(f"{path}: extends {raw['extends']!r}, which is not a profile")
+        base = yaml.safe_load(base_path.read_text(encoding="utf-8"))
+        raw = {**base, **{k: v for k, v in raw.items() if k != "extends"},
+               "limits": {**(base.get("limits") or {}), **(raw.get("limits") or {})}}
     known = {f.name for f in fields(RosProfile)} - {"source"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -154,6 +162,8 @@ def load_profile(path: str | Path | None = None) -> RosProfile:
     values = dict(raw)
     if values.get("transport", "ros1") not in ("ros1", "ros2"):
         raise ProfileError(f"{path}: transport must be ros1 or ros2, got {values['transport']!r}")
+    if not isinstance(values.get("loopback", False), bool):
+        raise ProfileError(f"{path}: loopback must be true or false")
     values["limits"] = _limits(raw.get("limits"), f"{path}: limits")
     cams = raw.get("cameras") or []
     if not isinstance(cams, list) or not cams:

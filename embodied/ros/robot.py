@@ -75,13 +75,13 @@ class RosRobot:
         transport.subscribe(profile.ee_pose, "pose", self._on_ee)
         transport.subscribe(profile.result, "string", self._on_result)
         transport.subscribe(profile.estop, "bool", self._on_estop, required=False)
-        transport.subscribe("/tf_static", "tf", self._on_tf)
+        transport.subscribe("/tf_static", "tf", self._on_tf, latched=True)
         for cam in profile.cameras:
             for part, topic, kind in (("color", cam.color, "image"), ("depth", cam.depth, "image"),
                                       ("info", cam.info, "camera_info")):
-                transport.subscribe(topic, kind, self._on_frame(cam.name, part))
+                transport.subscribe(topic, kind, self._on_frame(cam.name, part), latched=True)
         if profile.true_scene:
-            transport.subscribe(profile.true_scene, "string", self._on_scene)
+            transport.subscribe(profile.true_scene, "string", self._on_scene, latched=True)
         if profile.reset_request:
             self._reset = transport.publisher(profile.reset_request, "string")
             transport.subscribe(profile.reset_result, "string", self._on_result)
@@ -390,6 +390,10 @@ class RosEnv:
         task = (options or {}).get("task")
         if not isinstance(task, Task):
             raise EmbodiedError("RosEnv.reset needs options={'task': Task}")
+        self.robot.t.check()  # the master is there and is still the one this node registered with
+        age = self.robot.state_age()
+        if age is not None and age > 4 * self.robot.profile.limits.max_state_age_s:
+            raise TransportError(f"the robot (or simulator node) stopped answering: no joint state for {age:.1f} s")
         if self.robot.profile.reset_request:
             self.robot.reset_to(task.to_dict())
         else:

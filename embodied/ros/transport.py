@@ -31,7 +31,8 @@ class Transport(Protocol):
 
     def publisher(self, topic: str, kind: str, latch: bool = False) -> Callable[[Any], None]: ...
 
-    def subscribe(self, topic: str, kind: str, callback: Callable[[Any], None], required: bool = True) -> None: ...
+    def subscribe(self, topic: str, kind: str, callback: Callable[[Any], None], required: bool = True,
+                  latched: bool = False) -> None: ...
 
     def wait_connected(self, timeout: float = 5.0) -> bool: ...
 
@@ -109,8 +110,10 @@ class Ros1:
         self._publishers.append(pub)
         return lambda value: pub.publish(encode(value))
 
-    def subscribe(self, topic: str, kind: str, callback: Callable[[Any], None], required: bool = True) -> None:
-        """``required``: `wait_connected` waits for a publisher (an e-stop topic may have none yet)."""
+    def subscribe(self, topic: str, kind: str, callback: Callable[[Any], None], required: bool = True,
+                  latched: bool = False) -> None:
+        """``required``: `wait_connected` waits for a publisher (an e-stop topic may have none yet);
+        ``latched`` is the publisher's business in ROS 1."""
         msg_type, decode = self._types[kind][0], _ros1_decoders()[kind]
         sub = self.rospy.Subscriber(topic, msg_type, lambda m: callback(decode(m)), queue_size=20)
         self._subscribers.append(sub)
@@ -250,3 +253,15 @@ def start_master(port: int | None = None) -> tuple[Any, str]:
         time.sleep(0.05)
     proc.kill()
     raise TransportError(f"rosmaster did not answer on {uri} within 10 s")
+
+
+def make_transport(profile: Any, name: str, master_uri: str | None = None) -> Any:
+    """The transport a profile names: ROS 1 on a master, or ROS 2 over DDS (no master)."""
+    if profile.transport == "ros2":
+        if master_uri:
+            raise TransportError("ROS 2 has no master: drop --master (DDS finds peers by discovery; "
+                                 "ROS_DOMAIN_ID picks the domain)")
+        from embodied.ros.ros2 import Ros2
+
+        return Ros2(name, loopback=profile.loopback)
+    return Ros1(name, master_uri)

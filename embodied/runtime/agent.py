@@ -230,12 +230,10 @@ def _ros_env(config: AgentConfig) -> Any:
     """The robot behind the ROS bridge (`embodied.ros`), in the environment interface episodes use."""
     from embodied.ros.profile import load_profile
     from embodied.ros.robot import RosEnv, RosRobot
-    from embodied.ros.transport import Ros1
+    from embodied.ros.transport import make_transport
 
     profile = load_profile(config.ros_profile)
-    if profile.transport != "ros1":
-        raise EmbodiedError(f"profile {profile.name}: transport {profile.transport} is not built yet (ros1 is)")
-    robot = RosRobot(Ros1("embodied_agent", config.ros_master), profile, dry_run=config.dry_run)
+    robot = RosRobot(make_transport(profile, "embodied_agent", config.ros_master), profile, dry_run=config.dry_run)
     return RosEnv(robot, confirm=input)
 
 
