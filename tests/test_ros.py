@@ -34,13 +34,13 @@ EXE = [sys.executable, "-m", "embodied.cli"]
 class SimNode:
     """`embodied ros sim` in a subprocess on ``uri``, its command log at ``log``."""
 
-    def __init__(self, uri: str, log: Path) -> None:
+    def __init__(self, uri: str | None, log: Path, profile: Path | None = None, env: dict | None = None) -> None:
         self.uri, self.log = uri, log
-        self.proc = subprocess.Popen([*EXE, "ros", "sim", "--master", uri, "--log", str(log)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        line = self.proc.stdout.readline()  # the node prints the master's URI once it serves
-        if "ROS_MASTER_URI" not in line:
+        where = ["--master", uri] if uri else ["--profile", str(profile)]
+        self.proc = subprocess.Popen([*EXE, "ros", "sim", *where, "--log", str(log)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+        line = self.proc.stdout.readline()  # the node prints where it is (master URI, DDS domain) once it serves
+        if "ROS_MASTER_URI" not in line and "ROS_DOMAIN_ID" not in line:
             raise RuntimeError(f"the simulator node did not start: {line}{self.proc.stderr.read()}")
 
     def goals(self) -> list[dict]:
@@ -52,7 +52,7 @@ class SimNode:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored in a background job
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -261,11 +261,11 @@ def test_a_node_killed_mid_episode_fails_the_episode_within_2_s(tmp_path) -> Non
         while not (rows_file.exists() and rows_file.read_text().strip()) and time.monotonic() < killed + 10:
             time.sleep(0.02)
         first_row = time.monotonic() - killed
-        evaluation.wait(60)
+        out, err = evaluation.communicate(timeout=60)
         rows = [json.loads(x) for x in rows_file.read_text().splitlines()]
         assert first_row < 2.0, first_row
         assert rows[0]["outcome"] == "failed" and "stopped answering" in rows[0]["reason"]
-        assert evaluation.returncode == 2 and "simulator node" in evaluation.stdout + evaluation.stderr
+        assert evaluation.returncode == 2 and "simulator node" in out + err
         report = json.loads((tmp_path / "ev" / "report.json").read_text())
         assert report["n"] == len(rows) and report["complete"] is False
     finally:
@@ -273,3 +273,30 @@ def test_a_node_killed_mid_episode_fails_the_episode_within_2_s(tmp_path) -> Non
         node.stop()
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_ros2_transport_runs_the_agent_over_dds_on_loopback(tmp_path) -> None:
+    """ROS 2's wire conventions over Cyclone DDS between two processes of ours (no rclpy here)."""
+    pytest.importorskip("cyclonedds")
+    from embodied.cli import main
+    from embodied.ros.profile import PROFILES
+
+    profile = PROFILES / "sim_ros2.yaml"
+    env = {**os.environ, "ROS_DOMAIN_ID": str(100 + os.getpid() % 100)}  # a domain of this test's own
+    node = SimNode(None, tmp_path / "sim.jsonl", profile, env)
+    tasks = [generate("block_on_block", 4)]
+    save_tasks(tasks, tmp_path / "t.jsonl")
+    try:
+        ran = subprocess.run([*EXE, "eval", "--tasks", str(tmp_path / "t.jsonl"), *FAST, "--robot", "ros",
+                              "--ros-profile", str(profile), "--out", str(tmp_path / "ros")], capture_output=True,
+                             text=True, timeout=300, env=env)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        refused = subprocess.run([*EXE, "ros", "move", "--profile", str(profile), "--to", "0.5,0,0.3"],
+                                 capture_output=True, text=True, timeout=60, env=env)
+        assert refused.returncode == 2 and "outside the workspace z" in refused.stdout + refused.stderr
+    finally:
+        node.stop()
+    assert main(["eval", "--tasks", str(tmp_path / "t.jsonl"), *FAST, "--out", str(tmp_path / "local")]) == 0
+    ros, local = (json.loads((tmp_path / w / "results.jsonl").read_text().splitlines()[0]) for w in ("ros", "local"))
+    assert ros["success"] and ros["physics_steps"] == local["physics_steps"]
+    assert all(g["position"][2] >= 0.6 for g in node.goals() if g["kind"] == "move_to")  # the refused one never came
