@@ -496,3 +496,81 @@ def bench_rollouts(tasks: Path | str = "benchmarks/generated_100.jsonl", n_tasks
         "differing_tasks": sorted({t for o in outcomes.values() for t in o if o.get(t) != reference.get(t)}),
         "seconds_per_episode_one_worker": round(per_episode, 2),
     }
+
+
+# ------------------------------------------------------------------------------- the ROS bridge
+def bench_ros(profile: str | Path | None = None, moves: int = 40) -> dict[str, Any]:
+    """The bridge against `embodied ros sim` in another process (a private master on 127.0.0.1 for ROS 1;
+    a DDS domain of its own on loopback for ROS 2): every safety case with its message and whether it
+    reached the node (its own log), the e-stop in the middle of a motion, a dry run, and the bridge's
+    overhead per command over ``moves`` moves (round trip minus the node's execution, ms)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from embodied.ros.check import dry_run_case, estop_case, safety_cases
+    from embodied.ros.profile import DEFAULT_PROFILE, load_profile
+    from embodied.ros.robot import RosRobot
+    from embodied.ros.transport import make_transport, start_master
+
+    path = Path(profile) if profile else DEFAULT_PROFILE
+    prof = load_profile(path)
+    tmp = Path(tempfile.mkdtemp(prefix="embodied-bench-ros-"))
+    log_file = tmp / "sim.jsonl"
+    master, uri, env = None, None, dict(os.environ)
+    if prof.transport == "ros1":
+        master, uri = start_master()
+        where = ["--master", uri]
+    else:
+        env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"] = str(150 + os.getpid() % 80)
+        where = []
+    node = subprocess.Popen([sys.executable, "-m", "embodied.cli", "ros", "sim", "--profile", str(path), *where,
+                             "--log", str(log_file)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env, start_new_session=True)
+    try:
+        node.stdout.readline()  # it prints where it serves once it does
+
+        def rows(event: str) -> list[dict[str, Any]]:
+            lines = log_file.read_text().splitlines() if log_file.exists() else []
+            return [r for r in map(json.loads, lines) if r["event"] == event]
+
+        def goals() -> int:
+            return len(rows("goal"))
+
+        transport = make_transport(prof, "embodied_bench", uri)
+        robot = RosRobot(transport, prof)
+        robot.wait_ready(20)
+        short_file = tmp / "short_step.yaml"
+        short_file.write_text(path.read_text().replace("max_step_m: 0.9", "max_step_m: 0.05")
+                              if "max_step_m: 0.9" in path.read_text() else
+                              path.read_text() + "\nlimits: {max_step_m: 0.05}\n")
+        short = RosRobot(transport, load_profile(short_file))
+        short.wait_ready(20)
+        cases = safety_cases(robot, goals, short_step=short,
+                             pause=lambda on: node.send_signal(signal.SIGSTOP if on else signal.SIGCONT))
+        estop_pub = transport.publisher(prof.estop, "bool")
+        transport.wait_connected(5)
+        estop = estop_case(robot, goals, estop_pub, lambda: rows("estop_rest"))
+        dry = RosRobot(transport, prof, dry_run=True)
+        dry.wait_ready(20)
+        dry_run = dry_run_case(dry, goals)
+        robot.bridge_ms = []
+        for i in range(moves):
+            robot.move_to((0.40, 0.10 if i % 2 else -0.10, 0.90), 0.0, 1.0)
+        ms = np.sort(np.asarray(robot.bridge_ms))
+        return {"profile": prof.name, "transport": prof.transport, "cases": cases, "estop": estop,
+                "dry_run": dry_run, "overhead_ms": {"commands": len(ms), "median": round(float(np.median(ms)), 3),
+                                                    "p95": round(float(np.percentile(ms, 95)), 3),
+                                                    "max": round(float(ms.max()), 3)},
+                "refused_reaching_node": sum(c["reached_robot"] for c in cases)}
+    finally:
+        node.terminate()
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+        if master is not None:
+            master.terminate()
+            master.wait(10)

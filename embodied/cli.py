@@ -396,6 +396,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.bench import bench_episode
 
         result = bench_episode(repeats=args.repeats, code=args.code)
+    elif args.what == "ros":
+        from embodied.bench import bench_ros
+
+        result = bench_ros(args.profile)
     elif args.what == "rollouts":
         from embodied.bench import bench_rollouts
 
@@ -770,7 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
     vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts"])
+    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts", "ros"])
+    bench.add_argument("--profile", type=Path, help="`ros`: the ROS profile of the simulator node to start "
+                                                     "(default: sim.yaml; sim_ros2.yaml for ROS 2)")
     bench.add_argument("--scenes", type=POSITIVE, default=70, help="held-out scenes of skill executions for `grounding`")
     bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding` and `perception`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")

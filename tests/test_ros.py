@@ -6,13 +6,11 @@ restarted master."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -115,79 +113,48 @@ def test_the_agent_runs_over_the_bridge_with_the_physics_of_in_process(sim, tmp_
 
 
 def test_every_safety_case_is_refused_with_its_reason_and_never_reaches_the_robot(sim, transport, tmp_path) -> None:
+    from embodied.ros.check import safety_cases
     from embodied.ros.profile import PROFILES
 
     robot = _robot(transport, sim)
-    before = len(sim.goals())
-    cases = {"outside the workspace z": ((0.5, 0.0, 0.3), 0.0, 0.3),
-             "not a finite number": ((math.nan, 0.0, 0.8), 0.0, 0.3),
-             "speed 5.000 m/s is outside": ((0.5, 0.0, 0.8), 0.0, 5.0)}
-    for reason, (target, yaw, speed) in cases.items():
-        assert robot.move_to(target, yaw, speed) is False
-        fault = robot.take_fault()
-        assert fault is not None and reason in fault.reason and not fault.halt
-    assert robot.set_gripper(True, 0.2) is not None
-    assert "gripper width 0.2000 m is outside" in robot.take_fault().reason
-    # a short step limit (a profile of our own): a long move is refused, a short one goes
-    short = tmp_path / "short.yaml"
+    short = tmp_path / "short.yaml"  # a profile of our own with a short step limit
     short.write_text((PROFILES / "sim.yaml").read_text().replace("max_step_m: 0.9", "max_step_m: 0.05"))
-    careful = _robot(transport, sim, short)
-    assert careful.move_to((0.6, 0.2, 0.8), 0.0, 0.3) is False
-    assert "step is longer than the limit 0.050 m" in careful.take_fault().reason
-    # stale state: the node is paused, its joint states stop; the next command is refused
-    sim.proc.send_signal(signal.SIGSTOP)
-    try:
-        time.sleep(0.8)
-        assert robot.move_to((0.4, 0.0, 0.9), 0.0, 0.3) is False
-        assert "s old (limit 0.50 s)" in robot.take_fault().reason
-    finally:
-        sim.proc.send_signal(signal.SIGCONT)
-    time.sleep(0.3)
-    assert len(sim.goals()) == before  # the node's own log: no refused command reached it
+    cases = safety_cases(robot, lambda: len(sim.goals()), short_step=_robot(transport, sim, short),
+                         pause=lambda on: sim.proc.send_signal(signal.SIGSTOP if on else signal.SIGCONT))
+    said = {c["case"]: c["message"] for c in cases}
+    assert "outside the workspace z" in said["pose outside the workspace"]
+    assert "not a finite number" in said["NaN in the target"]
+    assert "speed 5.000 m/s is outside" in said["too fast"]
+    assert "gripper width 0.2000 m is outside" in said["gripper too wide"]
+    assert "step is longer than the limit 0.050 m" in said["step too large"]
+    assert "s old (limit 0.50 s)" in said["stale state"]
+    assert all(c["refused"] and not c["halt"] for c in cases)
+    assert sum(c["reached_robot"] for c in cases) == 0  # the node's own log: no refused command reached it
+    before = len(sim.goals())
     assert robot.move_to((0.4, 0.0, 0.9), 0.0, 0.5) is True and robot.take_fault() is None
-    assert len(sim.goals()) == before + 1
+    assert len(sim.goals()) == before + 1  # and an allowed one does
 
 
 def test_a_dry_run_sends_nothing(sim, transport) -> None:
+    from embodied.ros.check import dry_run_case
+
     robot = _robot(transport, sim, dry_run=True)
-    before = len(sim.goals())
-    robot.move_to((0.45, 0.1, 0.85), 0.0, 0.3)
-    robot.set_gripper(False)
-    time.sleep(0.3)
-    assert [c["kind"] for c in robot.commands] == ["move_to", "gripper"]
-    assert not any(c["sent"] for c in robot.commands) and len(sim.goals()) == before
+    assert dry_run_case(robot, lambda: len(sim.goals())) == {"case": "dry run", "commands_logged": 2, "sent": 0,
+                                                             "reached_robot": 0}
     assert robot.move_to((0.5, 0.0, 0.3)) is False and "workspace" in robot.take_fault().reason  # still checked
 
 
 def test_the_e_stop_halts_a_motion_within_100_ms_of_simulated_time(sim, transport) -> None:
+    from embodied.ros.check import estop_case
+
     robot = _robot(transport, sim)
     estop = transport.publisher("/embodied/estop", "bool")
     transport.wait_connected(3.0)
-    assert robot.move_to((0.30, -0.30, 0.75), 0.0, 0.5)
-    before = len(sim.goals())
-    done: list[bool] = []
-    mover = threading.Thread(target=lambda: done.append(robot.move_to((0.70, 0.30, 0.75), 0.0, 0.05)))
-    mover.start()  # a slow 0.8 m move: about 16 s of simulated time
-    end = time.monotonic() + 10
-    while len(sim.goals()) == before and time.monotonic() < end:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    estop(True)
-    mover.join(10)
-    try:
-        assert done == [False]
-        fault = robot.take_fault()
-        assert fault is not None and fault.halt and "e-stop" in fault.reason
-        rest = sim.events("estop_rest")[-1]
-        assert rest["stop_ms"] <= 100.0
-        hand = robot.proprio()[14:17]
-        assert abs(hand[0] - 0.70) > 0.05  # stopped on the way, not at the target
-        assert robot.move_to((0.4, 0.0, 0.9), 0.0, 0.3) is False  # refused while engaged
-    finally:
-        estop(False)
-        time.sleep(0.3)
-    robot.take_fault()
-    assert robot.move_to((0.4, 0.0, 0.9), 0.0, 0.5) is True
+    out = estop_case(robot, lambda: len(sim.goals()), estop, lambda: sim.events("estop_rest"))
+    assert not out["move_finished"] and out["halt"] and "e-stop" in out["message"]
+    assert out["stop_ms_simulated"] <= 100.0
+    assert abs(out["hand_when_stopped"][0] - 0.70) > 0.05  # stopped on the way, not at the target
+    assert out["refused_while_engaged"] and out["moves_after_release"]
 
 
 def test_ros_move_cli_exits_2_naming_the_limit(sim) -> None:

@@ -104,10 +104,16 @@ class Ros2:
         self.domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
         self.dp = DomainParticipant(self.domain)
         self._types = _types()
+        from cyclonedds.core import WaitSet
+
         self._writers: list[Any] = []
-        self._readers: list[Any] = []
+        self._readers: list[tuple[Any, Any, Callable[[Any], Any], Callable[[Any], None], str]] = []
         self._required: list[Any] = []
         self._topics: dict[tuple[str, str], Any] = {}
+        self._waitset = WaitSet(self.dp)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def _topic(self, topic: str, kind: str) -> Any:
         from cyclonedds.topic import Topic
@@ -138,33 +144,44 @@ class Ros2:
 
     def subscribe(self, topic: str, kind: str, callback: Callable[[Any], None], required: bool = True,
                   latched: bool = False) -> None:
-        """``callback`` runs on a reader thread of ours for every sample, in order; ``latched`` also takes
-        what a transient-local writer sent before (a volatile writer would not match such a reader)."""
+        """``callback`` runs on this participant's dispatcher thread for every sample, in order; ``latched``
+        also takes what a transient-local writer sent before (a volatile writer would not match such a
+        reader)."""
+        from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState
         from cyclonedds.sub import DataReader
 
         reader = DataReader(self.dp, self._topic(topic, kind), qos=self._qos(latched))
-        decode = self._types[kind][2]
-        self._readers.append(reader)
+        condition = ReadCondition(reader, SampleState.Any | ViewState.Any | InstanceState.Any)
+        with self._lock:
+            self._readers.append((reader, condition, self._types[kind][2], callback, topic))
+            self._waitset.attach(condition)
         if required:
             self._required.append(reader)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._dispatch, name=f"ros2:{self.name}", daemon=True)
+            self._thread.start()
 
-        def pump() -> None:
-            while reader in self._readers:
+    def _dispatch(self) -> None:
+        """One thread for every reader: sleep on a wait set until data arrives, then hand it out."""
+        from cyclonedds.util import duration
+
+        while not self._closed:
+            self._waitset.wait(duration(milliseconds=100))
+            with self._lock:
+                readers = list(self._readers)
+            for reader, condition, decode, callback, topic in readers:
                 try:
-                    samples = reader.take(N=64)
+                    samples = reader.take(N=64, condition=condition)
                 except Exception:  # noqa: BLE001 - the participant closed under us
                     return
-                for s in samples:
-                    if getattr(s, "sample_info", None) is not None and not s.sample_info.valid_data:
+                for sample in samples:
+                    info = getattr(sample, "sample_info", None)
+                    if info is not None and not info.valid_data:
                         continue
                     try:
-                        callback(decode(s))
+                        callback(decode(sample))
                     except Exception:  # noqa: BLE001 - one bad message must not stop the topic
                         log.exception("callback on %s failed", topic)
-                if not samples:
-                    time.sleep(0.002)
-
-        threading.Thread(target=pump, name=f"ros2:{topic}", daemon=True).start()
 
     def wait_connected(self, timeout: float = 5.0) -> bool:
         """True once every writer has a matched reader and every required reader a matched writer."""
@@ -180,4 +197,6 @@ class Ros2:
         """DDS has no master to lose: peers are found by discovery."""
 
     def close(self) -> None:
-        self._readers, self._writers, self._required = [], [], []
+        self._closed = True
+        with self._lock:
+            self._readers, self._writers, self._required = [], [], []
