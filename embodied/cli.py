@@ -702,6 +702,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("embodied")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from embodied.planners.palme import ALL_MODALITIES
     from embodied.runtime.recording import FORMATS
@@ -710,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    parser.add_argument("--version", action="version", version=f"embodied {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one episode and write summary.json (and video.mp4)")
@@ -866,7 +876,11 @@ def _interrupt_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn errors into one clear line and an exit code: 0 success,
     1 failed episode, 2 bad input (argparse's own errors too), 3 cannot, 4 internal error, 130 interrupted."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # bare `embodied`: what it can do, not an error
+        parser.print_help()
+        return EXIT_SUCCESS
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
     _interrupt_on_sigterm()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pybullet as p
 
 from embodied.world.observation import DEPTH, POINTS, PROPRIO, RGB, View, pack_proprio
 from embodied.world.scene import (
@@ -35,6 +34,27 @@ from embodied.world.scene import (
     object_name,
 )
 from sim_assets import asset_path
+
+
+def _import_pybullet():  # noqa: ANN202 - the module
+    """pybullet, without the build-time banner its C code writes to stderr at import (noise before every
+    command's output)."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import pybullet
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return pybullet
+
+
+p = _import_pybullet()
 
 log = logging.getLogger(__name__)
 
