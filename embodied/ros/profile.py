@@ -67,6 +67,7 @@ class RosProfile:
     reset_result: str | None = None
     home: tuple[float, float, float] = (0.22, 0.0, 1.025)  # where the hand waits, out of the cameras' way
     home_speed: float = 0.6
+    camera_trigger: str | None = None  # std_msgs/String JSON {"cameras": [...]}: frames on request (the sim node)
     main_camera: str = "top"  # what the learned models read (`observation()`)
     perception_cameras: tuple[str, ...] | None = None  # what perception fuses (`views()`); None: every camera
     cameras: tuple[CameraTopics, ...] = ()

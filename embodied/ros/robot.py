@@ -71,6 +71,7 @@ class RosRobot:
         self._ids = itertools.count(1)
         self.observer: Callable[[], SceneState] | None = None
         self._goal = transport.publisher(profile.goal, "string")
+        self._trigger = transport.publisher(profile.camera_trigger, "string") if profile.camera_trigger else None
         transport.subscribe(profile.joint_states, "joint_state", self._on_joint)
         transport.subscribe(profile.ee_pose, "pose", self._on_ee)
         transport.subscribe(profile.result, "string", self._on_result)
@@ -292,14 +293,19 @@ class RosRobot:
         return SceneState(objects=objects, ee_position=tuple(float(v) for v in self._ee["position"]),  # type: ignore[index]
                           ee_yaw=math.atan2(r[1, 0], r[0, 0]), gripper_width=float(proprio[-1]), held=scene["held"])
 
-    def _fresh_frames(self) -> dict[str, dict[str, dict[str, Any]]]:
+    def _fresh_frames(self, cameras: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """The newest frames of ``cameras`` taken after the last command; with a camera trigger (the simulator
+        node renders only on request, like a triggered camera) they are asked for first."""
         def ready() -> bool:
-            return all(len(f) == 3 and all(p["stamp"] >= self._frames_at - 1e-9 for p in f.values())
-                       and name in self._extrinsics for name, f in self._frames.items())
+            return all(len(self._frames[n]) == 3 and n in self._extrinsics
+                       and all(p["stamp"] >= self._frames_at - 1e-9 for p in self._frames[n].values())
+                       for n in cameras)
 
+        if self._trigger is not None and not ready():
+            self._trigger(json.dumps({"cameras": list(cameras)}))
         self._wait(ready, "fresh camera frames (colour, depth, camera_info) and camera poses (/tf_static)")
         with self._cond:
-            return {name: dict(parts) for name, parts in self._frames.items()}
+            return {name: dict(self._frames[name]) for name in cameras}
 
     @staticmethod
     def _arrays(parts: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -321,8 +327,9 @@ class RosRobot:
     def views(self, image_size: int) -> list[View]:
         """One calibrated RGB-D view per camera, from the newest frames taken after the last command."""
         views = []
-        frames = self._fresh_frames()
-        for name in self.profile.perception_cameras or tuple(frames):
+        names = self.profile.perception_cameras or tuple(c.name for c in self.profile.cameras)
+        frames = self._fresh_frames(names)
+        for name in names:
             rgb, depth, k = self._arrays(frames[name])
             if rgb.shape[0] != image_size:
                 raise EmbodiedError(f"camera {name} sends {rgb.shape[1]}x{rgb.shape[0]} images; the agent expects "
@@ -332,7 +339,7 @@ class RosRobot:
 
     def observation(self) -> dict[str, np.ndarray]:
         """The main camera (rgb, metric depth, world-frame points with colours) and the joint sensors."""
-        parts = self._fresh_frames()[self.profile.main_camera]
+        parts = self._fresh_frames([self.profile.main_camera])[self.profile.main_camera]
         rgb, depth, k = self._arrays(parts)
         filled = np.where(np.isfinite(depth), depth, FAR_M).astype(np.float32)
         view = View.from_depth("main", rgb, filled, k, self._extrinsics[self.profile.main_camera])

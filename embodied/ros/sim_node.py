@@ -84,6 +84,8 @@ class SimNode:
             self.pub[f"{name}/info"] = transport.publisher(topics.info, "camera_info", latch=True)
         transport.subscribe(p.goal, "string", lambda m: self.inbox.put(("goal", m)))
         transport.subscribe(p.estop, "bool", self._on_estop, required=False)
+        if p.camera_trigger:
+            transport.subscribe(p.camera_trigger, "string", lambda m: self.inbox.put(("trigger", m)))
         if p.reset_request:
             transport.subscribe(p.reset_request, "string", lambda m: self.inbox.put(("reset", m)))
         self.pub["tf_static"]([{"stamp": 0.0, "parent": p.world_frame, "child": info["frame"],
@@ -124,14 +126,22 @@ class SimNode:
                              "position": tuple(map(float, pos)), "orientation": tuple(map(float, orn))})
 
     def publish_world(self) -> None:
-        """After a goal or a reset: state, the true scene and a fresh RGB-D frame from every camera."""
+        """After a goal or a reset: state, the true scene and (without a camera trigger) a fresh RGB-D frame
+        from every camera."""
         self.publish_state()
         stamp = self.stamp()
         if "true_scene" in self.pub:
             scene = self.env.world.scene_state()
             self.pub["true_scene"](json.dumps({"stamp": stamp, "clock": self.clock, "held": scene.held,
                                                "objects": self.env.world.poses(), "gripper_width": scene.gripper_width}))
-        for name, cam in self.cameras.items():
+        if not self.profile.camera_trigger:
+            self.publish_frames(list(self.cameras))
+
+    def publish_frames(self, cameras: list[str]) -> None:
+        """Render and publish ``cameras`` now (stamped with the node's clock)."""
+        stamp = self.stamp()
+        for name in cameras:
+            cam = self.cameras[name]
             rgb, depth, zbuf = self.env.world.render(cam)
             depth = depth.astype("<f4")
             depth[zbuf >= 0.9999] = np.nan  # nothing seen (REP 118)
@@ -169,6 +179,8 @@ class SimNode:
                 continue
             if kind == "reset":
                 self._reset(request)
+            elif kind == "trigger":
+                self.publish_frames([c for c in request.get("cameras", []) if c in self.cameras])
             else:
                 self._goal(request)
 
