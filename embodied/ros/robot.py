@@ -191,8 +191,9 @@ class RosRobot:
             self._refuse(f"e-stop pressed: the arm was stopped ({result['estop'].get('stop_ms')} ms after it "
                          "arrived, simulated time)", halt=True)
             return None
-        if not result.get("ok", False):
-            self._refuse(f"the robot refused {goal['kind']}: {str(result.get('error', 'no reason given'))[:200]}",
+        if not result.get("ok", False):  # the robot's own words are logged, never put before the planner
+            log.warning("the robot refused %s %s: %.200r", goal["kind"], goal["id"], result.get("error"))
+            self._refuse(f"the robot refused {goal['kind']}" + (" (e-stop engaged)" if self.estop else ""),
                          halt=self.estop)
             return None
         return result
@@ -369,8 +370,8 @@ class RosRobot:
                     raise TransportError(f"the simulator node did not reset within {RESET_WAIT_S:.0f} s")
                 self._cond.wait(0.05)
             reply = self._results.pop(rid)
-        if not reply.get("ok"):
-            raise EmbodiedError(f"the simulator node could not reset: {str(reply.get('error'))[:300]}")
+        if not reply.get("ok"):  # shown to the person, not the planner
+            raise EmbodiedError(f"the simulator node could not reset: {str(reply.get('error'))[:300]!r}")
         self._clock, self._frames_at = int(reply["clock"]), float(reply["stamp"])
 
     def wait_ready(self, timeout: float = 10.0) -> None:
