@@ -374,6 +374,14 @@ class RosRobot:
             raise EmbodiedError(f"the simulator node could not reset: {str(reply.get('error'))[:300]!r}")
         self._clock, self._frames_at = int(reply["clock"]), float(reply["stamp"])
 
+    def wait_state(self, timeout: float = 2.0) -> None:
+        """Until a joint state younger than ``max_state_age_s`` arrives: a robot that stopped answering is
+        named within ``timeout``."""
+        fresh = self.profile.limits.max_state_age_s
+        self._wait(lambda: self._joint is not None and time.monotonic() - self._joint_at < fresh,
+                   "fresh joint states: the robot (or the simulator node) stopped answering",
+                   timeout if self._joint is not None else max(timeout, 10.0))  # the first may take connecting
+
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until joint states, the hand pose and the camera poses have arrived and the robot listens to our
         goals (a message published before a subscriber connects is lost)."""
@@ -399,9 +407,7 @@ class RosEnv:
         if not isinstance(task, Task):
             raise EmbodiedError("RosEnv.reset needs options={'task': Task}")
         self.robot.t.check()  # the master is there and is still the one this node registered with
-        age = self.robot.state_age()
-        if age is not None and age > 4 * self.robot.profile.limits.max_state_age_s:
-            raise TransportError(f"the robot (or simulator node) stopped answering: no joint state for {age:.1f} s")
+        self.robot.wait_state()
         if self.robot.profile.reset_request:
             self.robot.reset_to(task.to_dict())
         else:
