@@ -378,9 +378,13 @@ class RosRobot:
         """Until a joint state younger than ``max_state_age_s`` arrives: a robot that stopped answering is
         named within ``timeout``."""
         fresh = self.profile.limits.max_state_age_s
-        self._wait(lambda: self._joint is not None and time.monotonic() - self._joint_at < fresh,
-                   "fresh joint states: the robot (or the simulator node) stopped answering",
-                   timeout if self._joint is not None else max(timeout, 10.0))  # the first may take connecting
+        timeout = timeout if self._joint is not None else max(timeout, 10.0)  # the first may take connecting
+        try:
+            self._wait(lambda: self._joint is not None and time.monotonic() - self._joint_at < fresh,
+                       "joint states", timeout)
+        except TransportError:
+            raise TransportError(f"the robot (or the simulator node) stopped answering: no fresh joint state "
+                                 f"within {timeout:.0f} s") from None
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until joint states, the hand pose and the camera poses have arrived and the robot listens to our
