@@ -481,6 +481,25 @@ def _xyz(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The local web app over --runs and --library, until Ctrl-C."""
+    from embodied.library.store import default_library_path
+
+    try:
+        import uvicorn
+
+        from embodied.web.app import check_bind, create_app
+    except ImportError:
+        raise EmbodiedError("the web app needs its extra: pip install 'embodied[web]' (`make setup` does)") from None
+    check_bind(args.host, args.token)
+    library = args.library or default_library_path()
+    app = create_app(args.runs, library, token=args.token)
+    link = f"http://{args.host}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    console.print(f"serving {args.runs} and {library} at [bold]{link}[/] (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_SUCCESS
+
+
 def cmd_eval_vqa(args: argparse.Namespace) -> int:
     """Embodied question answering with the PaLM-E encoders, accuracy per question type on held-out scenes."""
     import torch
@@ -849,6 +868,15 @@ def build_parser() -> argparse.ArgumentParser:
     ros.add_argument("--dry-run", action="store_true", help="`move`: check and print the commands, send none")
     ros.add_argument("--release", action="store_true", help="`estop`: release instead of engaging")
     ros.set_defaults(func=cmd_ros)
+
+    sv = sub.add_parser("serve", help="a local web app: runs, evaluations and the skill library in a browser")
+    sv.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run and eval folders (default: runs)")
+    sv.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
+                                                 "~/.local/share/embodied/skills.db)")
+    sv.add_argument("--port", type=POSITIVE, default=8765, help="port (default: 8765)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; another needs --token)")
+    sv.add_argument("--token", help="require this token on every request (?token= once, then a cookie)")
+    sv.set_defaults(func=cmd_serve)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
     tasks.add_argument("action", choices=["generate"])

@@ -338,6 +338,7 @@ class SkillStore:
         with self.transaction() as c:
             n = c.execute("DELETE FROM skills WHERE name = ?", (name,)).rowcount
             c.execute("DELETE FROM skill_versions WHERE name = ?", (name,))
+            c.execute("DELETE FROM meta WHERE key = ?", (f"status/{name}",))
         if n == 0:
             raise LibraryError(f"no skill named {name!r} in {self.path}{suggest(name, self.names())}")
 
@@ -357,14 +358,38 @@ class SkillStore:
             self._index = (version, names, mat)
         return self._index[1], self._index[2]
 
-    def search(self, query_vec: np.ndarray, k: int = 5) -> list[tuple[SkillRecord, float]]:
-        """The ``k`` skills whose embeddings are closest (cosine) to ``query_vec``, best first."""
+    def search(self, query_vec: np.ndarray, k: int = 5, deprecated: bool = False) -> list[tuple[SkillRecord, float]]:
+        """The ``k`` skills whose embeddings are closest (cosine) to ``query_vec``, best first; deprecated
+        skills only when asked for (planners never retrieve them)."""
         names, mat = self.index()
         if not names:
             return []
         sims = mat @ np.asarray(query_vec, np.float32).reshape(-1)
-        order = np.argsort(-sims, kind="stable")[:k]
+        hidden = set() if deprecated else {n for n, s in self.statuses().items() if s == "deprecated"}
+        order = [i for i in np.argsort(-sims, kind="stable") if names[i] not in hidden][:k]
         return [(self.get(names[i]), float(sims[i])) for i in order]
+
+    # ------------------------------------------------------------------ curation
+    STATUSES = ("new", "approved", "deprecated")
+
+    def statuses(self) -> dict[str, str]:
+        """Every skill's curation status other than "new" (`set_status`)."""
+        rows = self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'status/%'").fetchall()
+        return {r["key"][len("status/"):]: r["value"] for r in rows}
+
+    def status(self, name: str) -> str:
+        return self.meta(f"status/{name}") or "new"
+
+    def set_status(self, name: str, status: str) -> None:
+        """Approve or deprecate a skill (a person's call; deprecated ones are no longer retrieved)."""
+        if status not in self.STATUSES:
+            raise LibraryError(f"unknown status {status!r}; statuses: {', '.join(self.STATUSES)}")
+        self.get(name)  # an unknown skill is named
+        with self.transaction() as c:
+            if status == "new":
+                c.execute("DELETE FROM meta WHERE key = ?", (f"status/{name}",))
+            else:
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"status/{name}", status))
 
     # ------------------------------------------------------------------ learn log
     def log_iteration(self, run: str, iteration: int, record: dict[str, Any],
