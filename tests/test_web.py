@@ -5,8 +5,10 @@ delete with confirmation, export and import; and the security rules (token, CSRF
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,7 +28,8 @@ pytest.importorskip("fastapi")
 CHROMIUM = "/usr/bin/chromium"
 FAST = ["--planner", "oracle", "--state", "ground-truth", "--affordance", "analytic", "--success", "analytic",
         "--no-library"]
-SCREENSHOTS = Path(__file__).parent.parent / "benchmarks" / "results" / "web"
+# screenshots of the main pages go to $EMBODIED_SCREENSHOTS (to look at them), else a temporary folder
+SCREENSHOTS = Path(os.environ.get("EMBODIED_SCREENSHOTS") or tempfile.mkdtemp(prefix="embodied-screens-"))
 
 
 def _free_port() -> int:
