@@ -574,3 +574,89 @@ def bench_ros(profile: str | Path | None = None, moves: int = 40) -> dict[str, A
         if master is not None:
             master.terminate()
             master.wait(10)
+
+
+# ------------------------------------------------------------------------------- the web app under load
+def bench_web(iterations: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Page times of `embodied serve` while `embodied learn` writes ``iterations`` iterations into the same
+    library from another process (the oracle planner on ground truth, so learning is quick and real): p50,
+    p95 and max per page, and how many skills the library page showed as they were added."""
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    import urllib.request
+
+    import uvicorn
+
+    from embodied.web.app import create_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="embodied-bench-web-"))
+    library, runs = tmp / "skills.db", tmp / "runs"
+    runs.mkdir()
+    with socket_free_port() as port:
+        pass  # free now; the server binds it next
+    server = uvicorn.Server(uvicorn.Config(create_app(runs, library), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(base + path, timeout=30) as r:
+            body = r.read().decode()
+        return time.perf_counter() - t0, body
+
+    learn = subprocess.Popen([sys.executable, "-m", "embodied.cli", "learn", "--iterations", str(iterations),
+                              "--seed", str(seed), "--library", str(library), "--planner", "oracle", "--state",
+                              "ground-truth", "--affordance", "analytic", "--success", "analytic"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {"/": [], "/library": [], "/library?q=stack": [], "/skill/NAME": []}
+    counts: list[int] = []
+    body = ""
+    t_start = time.perf_counter()
+    try:
+        while not library.exists() and learn.poll() is None:
+            time.sleep(0.05)
+        get("/library?q=warm")  # the embedding model loads once, on the first search of a library
+        while learn.poll() is None:
+            for path in list(times):
+                if path == "/skill/NAME":
+                    names = [p.split('"')[0] for p in body.split('href="/skill/')[1:]]
+                    if not names:
+                        continue
+                    dt, _ = get(f"/skill/{names[-1]}")
+                else:
+                    dt, body_now = get(path)
+                    if path == "/library":
+                        body = body_now
+                        counts.append(body.count('href="/skill/'))
+                times[path].append(dt)
+            time.sleep(0.05)
+    finally:
+        learn.wait()
+        server.should_exit = True
+        thread.join(10)
+    every = np.asarray([t for ts in times.values() for t in ts]) * 1000
+    per_page = {p: {"n": len(ts), "p50_ms": round(float(np.percentile(ts, 50)) * 1000, 1),
+                    "p95_ms": round(float(np.percentile(ts, 95)) * 1000, 1), "max_ms": round(max(ts) * 1000, 1)}
+                for p, ts in times.items() if ts}
+    return {"iterations": iterations, "learn_exit_code": learn.returncode,
+            "learn_wall_s": round(time.perf_counter() - t_start, 1), "requests": int(every.size),
+            "p50_ms": round(float(np.percentile(every, 50)), 1), "p95_ms": round(float(np.percentile(every, 95)), 1),
+            "max_ms": round(float(every.max()), 1), "pages": per_page,
+            "skills_seen": sorted(set(counts)), "errors": 0}
+
+
+@contextlib.contextmanager
+def socket_free_port() -> Any:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port

@@ -396,6 +396,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from embodied.bench import bench_episode
 
         result = bench_episode(repeats=args.repeats, code=args.code)
+    elif args.what == "web":
+        from embodied.bench import bench_web
+
+        result = bench_web(args.iterations)
     elif args.what == "ros":
         from embodied.bench import bench_ros
 
@@ -803,7 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     vqa.set_defaults(func=cmd_eval_vqa)
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
-    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts", "ros"])
+    bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts", "ros",
+                                        "web"])
+    bench.add_argument("--iterations", type=POSITIVE, default=20, help="`web`: learn iterations written meanwhile")
     bench.add_argument("--profile", type=Path, help="`ros`: the ROS profile of the simulator node to start "
                                                      "(default: sim.yaml; sim_ros2.yaml for ROS 2)")
     bench.add_argument("--scenes", type=POSITIVE, default=70, help="held-out scenes of skill executions for `grounding`")
