@@ -283,8 +283,10 @@ def _run_episode(agent: Any, args: argparse.Namespace, out: Path, task: Any = No
         if states is not None and result is not None:  # a skill boundary: the whole simulation, for `replay`
             states.step()
 
-    recorder = VideoRecorder(agent.env) if args.video else None
+    recorder = VideoRecorder(agent.env, caption=task.instruction) if args.video else None
     result = agent.run(task, on_step=show, video=recorder)
+    if recorder is not None:
+        recorder.finish(f"{result.outcome}" + (f": {result.reason}" if result.reason else ""))
     result.extra["first_action_s"] = round(first[0], 2) if first else None
     write_run(result, out, {"command": "run", "task": task.to_dict(), **agent.describe(), "video": args.video,
                             "image_size": args.image_size})

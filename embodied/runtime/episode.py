@@ -201,6 +201,9 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
             result.reason = f"step limit ({plan_task.max_steps}) reached"
             break
         ctx = video if video is not None else nullcontext()
+        announce = getattr(video, "on_call", None)  # a video captions the call it films
+        if callable(announce):
+            announce(i, decision.skill.text() if decision.skill is not None else call_text(decision.call))
         if decision.skill is not None:  # a library skill: its primitive calls become the episode's steps
             with ctx:
                 ok = _run_library_skill(robot, decision, planner, result, i, on_step)
