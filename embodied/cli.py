@@ -256,6 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was written: leave no empty run folder behind
         raise
+    if args.json:  # the summary on stdout, for scripts (the tables stay on stderr)
+        out_console.print_json(json.dumps(result.summary()))
     colour = {"success": "green", "failed": "red", "cannot": "yellow"}[result.outcome]
     console.print(f"[{colour}]{result.outcome}[/] after {len(result.steps)} skill calls"
                   f"{': ' + result.reason if result.reason else ''}  ->  {out}/summary.json")
@@ -757,7 +759,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_flags(run)
     run.add_argument("--seed", type=SEED, help="generator seed with --generate; overrides the task's seed otherwise")
     run.add_argument("--out", help="run folder (default runs/run-<time>)")
-    run.add_argument("--video", action="store_true", help="also write video.mp4")
+    run.add_argument("--video", action="store_true", help="also write video.mp4 (640x480, real time, captioned)")
+    run.add_argument("--json", action="store_true", help="print summary.json on stdout at the end")
     run.add_argument("--states", action="store_true",
                      help="also save the whole simulation after every skill call (states/, for `embodied replay`)")
     run.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="camera image side in pixels (8-1024)")

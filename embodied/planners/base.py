@@ -36,6 +36,7 @@ class Decision:
     skill: Any = None  # a library skill instance (embodied.library.retrieval.Instance) to run for this call
     then_done: bool = False  # the scored plan ended with "done": stop once the skill succeeds
     note: str = ""  # why this call, where it needs saying (e.g. "retry after missed grasp")
+    prompt: str = ""  # the text the language model scored the options after (traces record it)
 
 
 def option(default: Any, help: str, *, cli: bool = True, choices: tuple[str, ...] = ()) -> Any:  # noqa: A002

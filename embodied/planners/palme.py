@@ -207,7 +207,7 @@ class PalmEPlanner:
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
                    for c, p, a, s in zip(calls, p_llm, affordances, combined, strict=True)]
         best = int(np.argmax(combined))
-        return Decision(calls[best], options, note=notes[best])
+        return Decision(calls[best], options, note=notes[best], prompt=prompt)
 
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None:
         if call.name in skill_names():

@@ -148,7 +148,8 @@ class SayCanPlanner:
         instances = self._instances(state, calls)
         start = len(self.history) + 1
         texts += [plan_segments(i.plan, start, self.config.feedback) for i in instances]
-        scores = self.lm.score(self.prompt(state), texts)
+        prompt = self.prompt(state)
+        scores = self.lm.score(prompt, texts)
         n = len(calls)
         raw = scores.mean if self.config.length_norm else scores.logprob_sum
         llm = raw[:n]
@@ -162,8 +163,8 @@ class SayCanPlanner:
         best = int(np.argmax(combined))
         chosen = self._choose_skill(instances, scores.logprob_sum, calls, combined, options)
         if chosen is not None:
-            return Decision(chosen.call, options, skill=chosen, then_done=True)
-        return Decision(calls[best], options, note=notes[best])
+            return Decision(chosen.call, options, skill=chosen, then_done=True, prompt=prompt)
+        return Decision(calls[best], options, note=notes[best], prompt=prompt)
 
     def _instances(self, state: SceneState, offered: list[SkillCall]) -> list:
         """Library skills bound to this table whose first step is one of the offered calls."""

@@ -87,9 +87,10 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     Without ``sensing`` the planner reads the simulator's state and the skills' self-reports (no sensors).
     ``capture`` records the episode; what its ``end`` returns is ``result.recording``."""
     env.reset(seed=task.seed, options={"task": task})
+    truth = getattr(env, "scene_state", None)  # the simulator's true scene, for the trace
     if capture is None:
         return run_on_robot(env.robot, task, planner, on_step=on_step, video=video, sensing=sensing,
-                            judge=env.evaluate, reader=reader, infer_goal=infer_goal)
+                            judge=env.evaluate, reader=reader, infer_goal=infer_goal, truth=truth)
 
     def step(i: int, decision: Decision, outcome: SkillResult | None) -> None:
         if decision.call is None:  # the planner found nothing to do
@@ -103,7 +104,7 @@ def run_episode(env: TabletopEnv, task: Task, planner: Planner, *, on_step: Step
     capture.begin()
     try:
         result = run_on_robot(env.robot, task, planner, on_step=step, video=video, sensing=sensing,
-                              judge=env.evaluate, reader=reader, infer_goal=infer_goal)
+                              judge=env.evaluate, reader=reader, infer_goal=infer_goal, truth=truth)
     except BaseException:
         capture.abort()
         raise
@@ -124,14 +125,17 @@ def goal_judge(robot: Robot) -> Judge:
 def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHook | None = None,
                  video: AbstractContextManager | None = None, sensing: Sensing | None = None,
                  judge: Judge | None = None, reader: GoalReader | None = None,
-                 infer_goal: bool = False) -> EpisodeResult:
+                 infer_goal: bool = False, truth: Callable[[], Any] | None = None) -> EpisodeResult:
     """Run ``task`` with ``planner`` on a robot already set up for it.
 
     First the goal: the task's, or (with ``reader``, when the task has none or ``infer_goal``) one read from
     the instruction and the perceived objects; an instruction the reader refuses ends ``cannot`` before any
     motion. Then a skill call per step until the goal holds on the perceived state, the planner stops or finds
     nothing feasible, or ``max_steps`` calls. The episode is judged by ``judge`` on the physical state against
-    the task's goal when it has one (so ``infer_goal`` measures the reading), else the inferred one."""
+    the task's goal when it has one (so ``infer_goal`` measures the reading), else the inferred one.
+    ``trace`` rows explain each decision: the prompt (its hash and what changed since the last), the options,
+    the call's result, the objects as perceived and (with ``truth``, the simulator's scene) as they are, and
+    the seconds spent planning and acting."""
     t0 = time.perf_counter()
     judge = judge or goal_judge(robot)
     if sensing is not None:
@@ -167,6 +171,7 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         result.extra["planner_request"] = plan_task.instruction
     planner.reset(plan_task)
     planner_seconds = 0.0
+    last_prompt = ""
     decision = Decision(None)
     said_done = False
     for i in range(plan_task.max_steps + 1):
@@ -177,12 +182,18 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
             break
         t_plan = time.perf_counter()
         decision = planner.step(state, obs=obs)
-        planner_seconds += time.perf_counter() - t_plan
+        plan_s = time.perf_counter() - t_plan
+        planner_seconds += plan_s
         row = {"step": i, "chosen": decision.call.to_dict() if decision.call else None,
-               "options": [o.to_dict() for o in decision.options]}
+               "options": [o.to_dict() for o in decision.options], "plan_s": round(plan_s, 4),
+               **_prompt_delta(decision.prompt, last_prompt), "perceived": _objects(state)}
+        if truth is not None:
+            row["true"] = _objects(truth())
+        last_prompt = decision.prompt or last_prompt
         if decision.note or decision.reason:
             row["note"] = decision.note or decision.reason
         result.trace.append(row)
+        t_act = time.perf_counter()
         if decision.call is None:
             # before acting, "no way" means the request itself is impossible; after a failed skill it
             # means the world got into a state the plan cannot recover from
@@ -252,11 +263,28 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         else:
             state = robot.observe()
         result.steps.append(step)
+        row.update(result=outcome.to_dict(), act_s=round(time.perf_counter() - t_act, 4))
         planner.feedback(decision.call, outcome, state)
         if on_step:
             on_step(i, decision, outcome)
     result.goal = list(task.goal) if task.goal else goal
     return _finish(result, robot, start_steps, t0, judge, planner, planner_seconds, said_done)
+
+
+def _prompt_delta(prompt: str, last: str) -> dict[str, Any]:
+    """A prompt in a trace: its hash, and only what was appended since the last one (the whole at first)."""
+    if not prompt:
+        return {}
+    import hashlib
+
+    new = prompt[len(last):] if last and prompt.startswith(last) else prompt
+    return {"prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest()[:16], "prompt_chars": len(prompt),
+            "prompt_new": new}
+
+
+def _objects(scene: Any) -> dict[str, list[float]]:
+    """Object positions in millimetres, as a trace stores them."""
+    return {n: [round(v * 1000) for v in o.position] for n, o in sorted(scene.objects.items())}
 
 
 def _finish(result: EpisodeResult, robot: Robot, start_steps: int, t0: float, judge: Judge, planner: Planner,
