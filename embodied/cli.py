@@ -23,6 +23,9 @@ STARTED = time.perf_counter()
 EXIT_SUCCESS, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 console = Console(stderr=True)
 out_console = Console()
+for _c in (console, out_console):
+    if not _c.is_terminal:  # a log file or a pipe: tables 100 columns wide, so options fit on one line
+        _c.width = 100
 log = logging.getLogger("embodied")
 
 
@@ -213,7 +216,7 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
     for o in ranked:
         chosen = decision.call is not None and o.call.key() == decision.call.key()
         style = "bold green" if chosen else ""
-        table.add_row(o.text, f"{o.llm:.3g}", f"{o.affordance:.2f}", f"{o.combined:.3g}", style=style)
+        table.add_row(o.text, f"{o.llm:.3f}", f"{o.affordance:.3f}", f"{o.combined:.3f}", style=style)
     if not ranked and decision.call is not None:
         from skills import call_text
 
@@ -729,6 +732,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each flag's default (and its choices, argparse's own), 100 columns wide."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100, max_help_position=34)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        """The default, unless there is none to show (None, False) or the help already says it."""
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -744,10 +767,10 @@ def build_parser() -> argparse.ArgumentParser:
     from embodied.runtime.rollouts import BACKENDS
     from embodied.world.recording import RECORD_FPS
 
-    parser = argparse.ArgumentParser(prog="embodied", description="Language-driven robot agents in simulation.")
+    parser = _Parser(prog="embodied", description="Language-driven robot agents in simulation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     parser.add_argument("--version", action="version", version=f"embodied {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one episode and write summary.json (and video.mp4)")
     run.add_argument("instruction", nargs="?", help="what to do, in plain words")
@@ -778,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="run every task of a file and keep the episodes as data: a LeRobot "
                                         "v3.0 dataset or MCAP logs (plus results.jsonl + report.json)")
     for p in (ev, rec):
-        p.add_argument("--tasks", type=Path, required=True)
+        p.add_argument("--tasks", type=Path, required=True, help="task file (JSON lines; `embodied tasks generate`)")
         _add_planner_flags(p)
         p.add_argument("--out", help=f"{p.prog.split()[-1]} folder (default runs/{p.prog.split()[-1]}-<time>); "
                                      "an existing one is resumed")
@@ -813,7 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measured speed and quality, as JSON")
     bench.add_argument("what", choices=["sim", "planner", "grounding", "perception", "episode", "rollouts", "ros",
-                                        "web"])
+                                        "web"], help="what to measure")
     bench.add_argument("--iterations", type=POSITIVE, default=20, help="`web`: learn iterations written meanwhile")
     bench.add_argument("--profile", type=Path, help="`ros`: the ROS profile of the simulator node to start "
                                                      "(default: sim.yaml; sim_ros2.yaml for ROS 2)")
@@ -821,7 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--detection-seeds", type=POSITIVE, default=60, help="perception scenes for `grounding` and `perception`")
     bench.add_argument("--llm", default="smollm2", help="language model for `bench planner`")
     bench.add_argument("--options", type=POSITIVE, default=53, help="options scored by `bench planner`")
-    bench.add_argument("--repeats", type=POSITIVE, default=3)
+    bench.add_argument("--repeats", type=POSITIVE, default=3, help="`planner`, `episode`: timed repeats")
     bench.add_argument("--tasks", type=Path, default=Path("benchmarks/generated_100.jsonl"),
                        help="task file whose first --n tasks `perception` runs")
     bench.add_argument("--n", type=POSITIVE, default=12,
@@ -831,20 +854,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=_positive_list, default=(1, 2), metavar="N[,N]",
                        help="`rollouts`: worker counts to compare in one run (1: the in-process eval)")
     bench.add_argument("--backend", choices=BACKENDS, default="local", help="`rollouts`: where workers run")
-    bench.add_argument("--image-size", type=IMAGE_SIZE, default=128)
-    bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny")
+    bench.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="`sim`: camera image side (px)")
+    bench.add_argument("--renderer", choices=["tiny", "egl"], default="tiny", help="`sim`: PyBullet renderer")
     bench.set_defaults(func=cmd_bench)
 
     tr = sub.add_parser("train", help="train a model: planner (LoRA on oracle plans), palme (sensor encoders), "
                                       "grounding (affordance + success detector); `embodied train WHAT -h` for flags",
                         add_help=False)
-    tr.add_argument("what", choices=list(TRAINERS))
+    tr.add_argument("what", choices=list(TRAINERS), help="which model")
     tr.add_argument("rest", nargs=argparse.REMAINDER, help="the trainer's own flags")
     tr.set_defaults(func=cmd_train)
 
     le = sub.add_parser("learn", help="grow the skill library from environment feedback (resumable)")
-    le.add_argument("--iterations", type=COUNT, default=50)
-    le.add_argument("--seed", type=SEED, default=0)
+    le.add_argument("--iterations", type=COUNT, default=50, help="tasks to attempt (each may add a skill)")
+    le.add_argument("--seed", type=SEED, default=0, help="seed of the generated tasks")
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
     le.add_argument("--verify-seeds", type=POSITIVE, default=3, help="fresh tables a new skill must work on")
     _add_planner_flags(le, infer_goal=False)
@@ -854,7 +877,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sk = sub.add_parser("skills", help="curate the skill library: list | show NAME | search QUERY | verify NAME | "
                                        "rm NAME | export FILE | import FILE")
-    sk.add_argument("action", choices=list(_SKILL_ACTIONS))
+    sk.add_argument("action", choices=list(_SKILL_ACTIONS), help="what to do")
     sk.add_argument("name", nargs="?", help="skill NAME, search QUERY, or FILE for export/import")
     sk.add_argument("--library", type=Path, help="skill library database (default: $EMBODIED_LIBRARY or "
                                                  "~/.local/share/embodied/skills.db)")
@@ -864,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ros = sub.add_parser("ros", help="the ROS bridge: `sim` serves the simulator as a ROS robot node, `move` jogs "
                                      "the hand through the safety layer, `estop` engages the e-stop")
-    ros.add_argument("action", choices=["sim", "move", "estop"])
+    ros.add_argument("action", choices=["sim", "move", "estop"], help="what to do")
     ros.add_argument("--profile", type=Path, help="ROS profile YAML (default: the simulator node's)")
     ros.add_argument("--master", help="ROS master URI (default: $ROS_MASTER_URI); `sim --master auto` starts a "
                                       "private one on 127.0.0.1 and prints its URI")
@@ -890,11 +913,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     tasks = sub.add_parser("tasks", help="generate a task file")
-    tasks.add_argument("action", choices=["generate"])
+    tasks.add_argument("action", choices=["generate"], help="what to do")
     tasks.add_argument("--n", type=POSITIVE, default=100, help="how many tasks (at least 1)")
-    tasks.add_argument("--seed", type=SEED, default=0)
+    tasks.add_argument("--seed", type=SEED, default=0, help="generator seed")
     tasks.add_argument("--families", help="comma-separated families (default: all)")
-    tasks.add_argument("--out", type=Path, required=True)
+    tasks.add_argument("--out", type=Path, required=True, help="task file to write (JSON lines)")
     tasks.set_defaults(func=cmd_tasks)
     return parser
 

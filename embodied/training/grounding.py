@@ -29,7 +29,7 @@ Per scene (seed ``s``; ``numpy.random.default_rng([s, 1])`` draws everything bel
 Seeds 0.. are for training (the last ``val_fraction`` of scenes validate), seeds from ``GROUNDING_HELDOUT``
 for held-out evaluation. Training: binary cross-entropy, AdamW with cosine decay, left-right mirror and
 +-1-cell crop shifts as augmentation; the epoch with the best validation F1 is kept and the decision
-threshold is set on validation. `embodied train grounding all` reproduces the shipped checkpoints.
+threshold is set on validation. `embodied train grounding all --out-dir policies` reproduces the shipped checkpoints.
 """
 
 from __future__ import annotations
@@ -506,7 +506,7 @@ def evaluate_heldout(data_path: Path, affordance: Path | None = None, success_de
     return metrics
 
 
-REPRODUCE = "embodied train grounding all"
+REPRODUCE = "embodied train grounding all --out-dir policies"
 _TITLES = {"affordance": ("Learned affordance", "p(pick_and_place succeeds | observation before, call)",
                           "analytic", "the skill's pre-check (`Skill.affordance`)"),
            "success_detector": ("Learned success detector", "p(the call succeeded | observations before and after, call)",
@@ -552,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", choices=["affordance", "success_detector", "both"], default="both")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (one model only)")
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="folder for both checkpoints (DIR/affordance, DIR/success_detector; default "
+                         "runs/train-grounding-<time>; `--out-dir policies` replaces the shipped ones)")
     return ap
 
 
@@ -590,13 +593,19 @@ def main(argv: list[str] | None = None) -> int:
             collect(seeds, path, cfg)
             print(json.dumps({"dataset": str(path), "seconds": round(time.perf_counter() - t0, 1)}))
     models = ["affordance", "success_detector"] if args.model == "both" else [args.model]
+    # never the shipped checkpoints unless asked for (--out-dir policies): a new folder per run
+    out_dir = args.out_dir or Path("runs") / time.strftime("train-grounding-%Y%m%d-%H%M%S")
+    folders = {m: (args.out if args.out is not None and m == args.model else out_dir / m) for m in DEFAULT_CHECKPOINTS}
     if args.command in ("train", "all"):
         for m in models:
-            print(json.dumps({k: v for k, v in train(m, train_path, args.out, epochs=args.epochs).items() if k != "loss"}))
+            print(json.dumps({k: v for k, v in train(m, train_path, folders[m], epochs=args.epochs).items()
+                              if k != "loss"}))
     if args.command in ("evaluate", "all"):
-        print(json.dumps(evaluate_heldout(heldout_path), indent=2))
+        if args.command == "evaluate" and args.out_dir is None and args.out is None:
+            folders = dict(DEFAULT_CHECKPOINTS)  # evaluating alone reads (and annotates) the shipped ones
+        print(json.dumps(evaluate_heldout(heldout_path, folders["affordance"], folders["success_detector"]), indent=2))
         for m in ("affordance", "success_detector"):
-            write_readme(DEFAULT_CHECKPOINTS[m], m)
+            write_readme(folders[m], m)
     return 0
 
 

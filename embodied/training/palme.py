@@ -380,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fit the encoders as soft prompts of the frozen LM")
     t.add_argument("--data", type=Path, nargs="+", default=[default_cache()],
                    help="one or more data caches (merged)")
-    t.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    t.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: runs/train-palme-<time>; "
+                   "`--out policies/palme` replaces the shipped encoders)")
     t.add_argument("--steps", type=int, default=TrainConfig.steps)
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     t.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -433,7 +434,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cmd == "data":
         return collect(DataConfig(episodes=args.episodes, seed=args.seed), args.out)
     if args.cmd == "train":
-        return train(args.data, args.out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        out = args.out or Path("runs") / time.strftime("train-palme-%Y%m%d-%H%M%S")  # never the shipped one unasked
+        return train(args.data, out, TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                                       threads=args.threads, aux_steps=args.aux_steps,
                                                       minutes=args.minutes, bf16=not args.fp32,
                                                       lora=args.lora, lora_lr=args.lora_lr, pack=args.pack,

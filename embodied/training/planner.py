@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=TrainConfig.seed)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--llm", default="smollm2")
-    ap.add_argument("--out", type=Path, help="adapter folder (default: the shipped policies/planner_lora)")
+    ap.add_argument("--out", type=Path, help="adapter folder (default: runs/train-planner-<time>; "
+                                             "`--out policies/planner_lora` replaces the shipped adapter)")
     return ap
 
 
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                              warmup=args.warmup, seed=args.seed)
     except ValueError as e:
         raise EmbodiedError(str(e)) from e
-    out = args.out or PLANNER_ADAPTER
+    out = args.out or Path("runs") / time.strftime("train-planner-%Y%m%d-%H%M%S")  # never the shipped one unasked
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("loss {task.fields[loss]}"), console=console) as progress:
