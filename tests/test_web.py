@@ -121,6 +121,7 @@ def test_open_an_eval_an_episode_and_play_a_video(site, browser) -> None:
         return {t: v.currentTime, d: v.duration, w: v.videoWidth}; }""")
     assert playing["t"] > 0 and playing["d"] > 0 and playing["w"] > 0
     assert page.locator("details").count() >= 1  # the decisions with their options and scores
+    assert "true (mm)" in page.locator("table.objects").first.inner_text()  # perceived against true objects
     page.screenshot(path=str(SCREENSHOTS / "episode.png"), full_page=True)
     assert outside == []  # nothing loaded from outside the machine
     page.close()
