@@ -146,6 +146,10 @@ def test_search_verify_approve_deprecate_delete_export_import(site, browser, tmp
     page.screenshot(path=str(SCREENSHOTS / "skill.png"), full_page=True)
     page.reload()
     assert page.locator("#verified").inner_text().endswith("/3")
+    assert page.locator("#history video").count() == 3  # each fresh table filmed, kept with the run
+    width = page.evaluate("""async () => { const v = document.querySelector('#history video');
+        v.preload = 'auto'; v.load(); await new Promise(r => v.onloadedmetadata = r); return v.videoWidth; }""")
+    assert width == 320
     page.click("#approve")
     assert page.locator("#status").inner_text() == "approved"
     page.click("#deprecate")

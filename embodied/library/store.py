@@ -339,6 +339,7 @@ class SkillStore:
             n = c.execute("DELETE FROM skills WHERE name = ?", (name,)).rowcount
             c.execute("DELETE FROM skill_versions WHERE name = ?", (name,))
             c.execute("DELETE FROM meta WHERE key = ?", (f"status/{name}",))
+            c.execute("DELETE FROM meta WHERE key LIKE ?", (f"verify/{name}/%",))
         if n == 0:
             raise LibraryError(f"no skill named {name!r} in {self.path}{suggest(name, self.names())}")
 
@@ -371,6 +372,17 @@ class SkillStore:
 
     # ------------------------------------------------------------------ curation
     STATUSES = ("new", "approved", "deprecated")
+
+    def log_verification(self, name: str, entry: dict[str, Any]) -> None:
+        """One verification run of a skill (when, on which seeds, the result, its videos), kept for its
+        history; `verifications` reads them back in time order."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"verify/{name}/{now()}", json.dumps(entry)))
+
+    def verifications(self, name: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT key, value FROM meta WHERE key LIKE ? ORDER BY key",
+                                 (f"verify/{name}/%",)).fetchall()
+        return [{"time": r["key"].rsplit("/", 1)[1], **json.loads(r["value"])} for r in rows]
 
     def statuses(self) -> dict[str, str]:
         """Every skill's curation status other than "new" (`set_status`)."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,10 +76,12 @@ def verification_task(record: SkillRecord, seed: int) -> tuple[Task, dict[str, s
 
 
 def verify(record: SkillRecord, env: TabletopEnv, seeds: Sequence[int],
-           on_seed: Callable[[int, bool, str], None] | None = None, sensing: Sensing | None = None) -> Verification:
+           on_seed: Callable[[int, bool, str], None] | None = None, sensing: Sensing | None = None,
+           film: Callable[[int, Any], AbstractContextManager] | None = None) -> Verification:
     """Run the skill on each seed's table: success = the code finished and the postcondition holds on the
     simulator's physical state (without a postcondition, that every primitive it called worked). With
-    ``sensing`` the skill's code acts on the perceived state, as it will when an agent uses it."""
+    ``sensing`` the skill's code acts on the perceived state, as it will when an agent uses it. ``film(seed,
+    task)`` gives a context (a video recorder) entered while the skill's code runs on that seed."""
     out = Verification(list(seeds))
     for seed in seeds:
         task, binding = verification_task(record, seed)
@@ -86,7 +90,8 @@ def verify(record: SkillRecord, env: TabletopEnv, seeds: Sequence[int],
         if sensing is not None:
             sensing.reset()
             robot = sensing.robot
-        result = run_skill(record.code, LiveAPI(robot), binding, API_METHODS, Budget())
+        with film(seed, task) if film is not None else nullcontext():
+            result = run_skill(record.code, LiveAPI(robot), binding, API_METHODS, Budget())
         ok, why = result.success, result.reason
         if ok and task.goal and not env.evaluate()["success"]:
             ok, why = False, "finished, but the postcondition does not hold"

@@ -40,30 +40,47 @@ class Jobs:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
 
-    def start(self, library: Path, name: str, seeds: int) -> str:
+    def start(self, library: Path, name: str, seeds: int, videos: Path) -> str:
         job_id = uuid.uuid4().hex[:12]
         with self.lock:
             self.jobs[job_id] = {"id": job_id, "skill": name, "seeds": seeds, "done": [], "state": "running",
                                  "result": None}
-        threading.Thread(target=self._verify, args=(job_id, library, name, seeds), daemon=True).start()
+        threading.Thread(target=self._verify, args=(job_id, library, name, seeds, videos), daemon=True).start()
         return job_id
 
-    def _verify(self, job_id: str, library: Path, name: str, k: int) -> None:
-        from embodied.library.store import SkillStore
+    def _verify(self, job_id: str, library: Path, name: str, k: int, videos: Path) -> None:
+        """Verify on ``k`` fresh tables, filming each (``videos``/NAME/TIME-seedN.mp4), and log the run."""
         from embodied.runtime.verify import fresh_seeds, verify
         from envs.tabletop import TabletopEnv
+        from envs.video import VideoRecorder
 
         job = self.jobs[job_id]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = videos / name
+        folder.mkdir(parents=True, exist_ok=True)
+        film: dict[str, Any] = {}
+
+        def camera(seed: int, task: Any) -> VideoRecorder:
+            film["recorder"] = VideoRecorder(env, size=(240, 320), caption=f"verify {name}, seed {seed}")
+            return film["recorder"]
+
+        def seed_done(seed: int, ok: bool, why: str) -> None:
+            path = folder / f"{stamp}-seed{seed}.mp4"
+            film["recorder"].finish("ok" if ok else f"failed: {why}")
+            film["recorder"].save(path)
+            job["done"].append({"seed": seed, "ok": ok, "why": why, "video": str(path.relative_to(videos.parent))})
+
         try:
             with SkillStore(library, create=False) as store:
                 record = store.get(name)
                 env = TabletopEnv(image_size=(64, 64))
                 try:
-                    check = verify(record, env, fresh_seeds(record, k), on_seed=lambda seed, ok, why: job["done"].append(
-                        {"seed": seed, "ok": ok, "why": why}))
+                    check = verify(record, env, fresh_seeds(record, k), on_seed=seed_done, film=camera)
                 finally:
                     env.close()
                 record = store.record_verification(name, check.attempts, check.successes)
+                store.log_verification(name, {"seeds": check.seeds, "successes": check.successes,
+                                              "attempts": check.attempts, "runs": job["done"]})
             job.update(state="done", result=f"{check.successes}/{check.attempts} this time; "
                                             f"{record.successes}/{record.attempts} in all")
         except Exception as e:  # noqa: BLE001 - the page shows why
@@ -213,9 +230,9 @@ def create_app(runs: Path, library: Path, token: str | None = None) -> FastAPI:
         return page(request, "episode.html", name=name, summary=_read_json(folder / "summary.json"),
                     trace=_read_jsonl(folder / "trace.jsonl"), video=video, back="/")
 
-    @app.get("/media/{name}/{file}")
-    def media(request: Request, name: str, file: str) -> Any:
-        path = _inside(runs, name, file)
+    @app.get("/media/{rel:path}")
+    def media(request: Request, rel: str) -> Any:
+        path = _inside(runs, rel)
         if path is None or path.suffix not in (".mp4", ".png") or not path.is_file():
             return Response("not found", status_code=404)
         return FileResponse(path, media_type="video/mp4" if path.suffix == ".mp4" else "image/png")
@@ -247,6 +264,7 @@ def create_app(runs: Path, library: Path, token: str | None = None) -> FastAPI:
             record = s.get(name) if s else None
             versions = _diffs(s.versions(name)) if s else []
             status = s.status(name) if s else "new"
+            history = s.verifications(name) if s else []
         except LibraryError:
             record = None
         finally:
@@ -254,7 +272,7 @@ def create_app(runs: Path, library: Path, token: str | None = None) -> FastAPI:
                 s.close()
         if record is None:
             return not_found(request, f"no skill {name!r} in {library}")
-        return page(request, "skill.html", r=record, versions=versions, status=status)
+        return page(request, "skill.html", r=record, versions=versions, status=status, history=history)
 
     def _change(name: str, action: Any) -> Any:
         s = store(write=True)
@@ -309,7 +327,7 @@ def create_app(runs: Path, library: Path, token: str | None = None) -> FastAPI:
     def start_verify(request: Request, name: str, seeds: int = 3) -> HTMLResponse:
         if not 1 <= seeds <= 20:
             return HTMLResponse("seeds must be 1 to 20", status_code=400)
-        return page(request, "job.html", job=jobs.get(jobs.start(library, name, seeds)))
+        return page(request, "job.html", job=jobs.get(jobs.start(library, name, seeds, runs / "verify")))
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job(request: Request, job_id: str) -> HTMLResponse:
