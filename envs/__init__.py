@@ -4,6 +4,7 @@ from gymnasium.envs.registration import register
 
 ENVS: list[dict] = [
     {"id": "embodied/Tabletop-v0", "entry_point": "envs.tabletop:TabletopEnv", "max_episode_steps": 200},
+    {"id": "embodied/Crafter-v0", "entry_point": "envs.crafter:CrafterEnv", "max_episode_steps": 10_000},
 ]
 
 for _spec in ENVS:
