@@ -13,11 +13,12 @@ from envs import ENVS
 from tests.conftest import make_task
 
 IDS = [spec["id"] for spec in ENVS]
+SMALL = {"embodied/Tabletop-v0": {"image_size": (24, 32)}, "embodied/Crafter-v0": {"size": 32}}  # quick to check
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_check_env(env_id: str) -> None:
-    env = gym.make(env_id, image_size=(24, 32))
+    env = gym.make(env_id, **SMALL[env_id])
     check_env(env.unwrapped, skip_render_check=False)
     env.close()
 
@@ -26,9 +27,9 @@ def test_check_env(env_id: str) -> None:
 def test_same_seed_same_rollout(env_id: str) -> None:
     """Two fresh environments, same seed, same 50 random actions: identical observations throughout."""
     runs = []
-    for _ in range(2):
-        env = gym.make(env_id, image_size=(32, 32))
-        obs, _ = env.reset(seed=123)
+    for seed in (123, 123, 124):
+        env = gym.make(env_id, **SMALL[env_id])
+        obs, _ = env.reset(seed=seed)
         env.action_space.seed(7)
         frames = [obs]
         for _ in range(50):
@@ -36,14 +37,11 @@ def test_same_seed_same_rollout(env_id: str) -> None:
             frames.append(obs)
         runs.append(frames)
         env.close()
-    for a, b in zip(*runs, strict=True):
+    for a, b in zip(runs[0], runs[1], strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    # and a different seed gives a different scene
-    env = gym.make(IDS[0], image_size=(32, 32))
-    other, _ = env.reset(seed=124)
-    env.close()
-    assert not np.array_equal(other["rgb"], runs[0][0]["rgb"])
+    # and a different seed gives a different episode (Crafter's start is grass everywhere: compare them all)
+    assert any(not np.array_equal(a[key], c[key]) for a, c in zip(runs[0], runs[2], strict=True) for key in a)
 
 
 def test_observation_contents(env) -> None:
