@@ -492,6 +492,35 @@ def _xyz(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def cmd_crafter(args: argparse.Namespace) -> int:
+    """Episodes in the Crafter world towards achievements; a line per episode on the console, the report as
+    JSON on stdout."""
+    from embodied.planners.crafter import CrafterPlanner, CrafterPlannerConfig
+    from embodied.runtime.crafter import evaluate_crafter
+    from envs.crafter import ACHIEVEMENTS
+
+    bad = [g for g in args.goals if g not in ACHIEVEMENTS]
+    if bad:
+        from embodied.world.scene import suggest
+
+        raise EmbodiedError(f"unknown achievement {bad[0]!r}{suggest(bad[0], list(ACHIEVEMENTS))}")
+    planner = CrafterPlanner(CrafterPlannerConfig(llm=args.llm, guard=not args.no_guard,
+                                                  affordance=not args.no_affordance))
+
+    def show(row: dict[str, Any]) -> None:
+        colour = "green" if row["success"] else "red"
+        console.print(f"[{colour}]{row['goal']} seed {row['seed']}: {'done' if row['success'] else 'not done'}[/] "
+                      f"in {row['skills']} skills, {row['game_steps']} game steps"
+                      + (" (died)" if row["dead"] else ""))
+
+    report = evaluate_crafter(planner, args.goals, range(args.seed, args.seed + args.episodes), args.max_skills,
+                              on_episode=show)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+    out_console.print_json(json.dumps({k: v for k, v in report.items() if k != "episodes"}))
+    return EXIT_SUCCESS
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """The local web app over --runs and --library, until Ctrl-C."""
     from embodied.library.store import default_library_path
@@ -902,6 +931,19 @@ def build_parser() -> argparse.ArgumentParser:
     ros.add_argument("--dry-run", action="store_true", help="`move`: check and print the commands, send none")
     ros.add_argument("--release", action="store_true", help="`estop`: release instead of engaging")
     ros.set_defaults(func=cmd_ros)
+
+    cr = sub.add_parser("crafter", help="the Crafter open world: episodes towards achievements with the SayCan "
+                                        "planner (the library and learning there are not built yet)")
+    cr.add_argument("--goals", type=_csv(()), default=("make_wood_pickaxe", "make_stone_pickaxe"),
+                    metavar="A[,B]", help="achievements to reach, e.g. make_stone_pickaxe")
+    cr.add_argument("--episodes", type=POSITIVE, default=3, help="worlds per goal (seeds from --seed)")
+    cr.add_argument("--seed", type=SEED, default=0, help="first world seed")
+    cr.add_argument("--max-skills", type=POSITIVE, default=40, help="skill calls per episode")
+    cr.add_argument("--llm", default="smollm2", help="language model (the embedded one by default)")
+    cr.add_argument("--no-guard", action="store_true", help="do not rule out skills the recipes say do not help")
+    cr.add_argument("--no-affordance", action="store_true", help="ignore whether a skill can work now")
+    cr.add_argument("--out", type=Path, help="also write the report with every episode's steps here")
+    cr.set_defaults(func=cmd_crafter)
 
     sv = sub.add_parser("serve", help="a local web app: runs, evaluations and the skill library in a browser")
     sv.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run and eval folders (default: runs)")

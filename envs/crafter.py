@@ -211,12 +211,29 @@ class CrafterBody:
                     self.seen[(x, y)] = (material, kind if kind == "plant" or kind is None else kind)
 
     def act(self, action: str) -> None:
-        """One game step; the map is updated from the new view."""
+        """One game step; the map is updated from the new view; a zombie next to the player is fought off
+        first (a reflex below any skill: walking on while it hits kills the player in a few steps)."""
         if self.done:
             return
+        self._step(action)
+        self.defend()
+
+    def _step(self, action: str) -> None:
         _, _, terminated, truncated, _ = self.env.step(ACTIONS.index(action))
         self.done = terminated or truncated
         self.look()
+
+    def defend(self, max_hits: int = 10) -> None:
+        """Face an adjacent zombie and hit it until it is gone."""
+        for _ in range(max_hits):
+            x, y = self.pos
+            adjacent = [(dx, dy) for dx, dy in MOVES.values() if self.env.tile((x + dx, y + dy))[1] == "zombie"]
+            if not adjacent or self.done:
+                return
+            dx, dy = adjacent[0]
+            if tuple(int(v) for v in self.env.player.facing) != (dx, dy):
+                self._step("move_" + {v: k for k, v in MOVES.items()}[(dx, dy)])  # turns: the tile is taken
+            self._step("do")
 
     # ------------------------------------------------------------------ moving
     def _free(self, pos: tuple[int, int]) -> bool:

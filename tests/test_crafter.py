@@ -100,3 +100,27 @@ def test_the_body_climbs_to_a_wooden_pickaxe_on_what_it_has_seen() -> None:
         assert body.make("iron_pickaxe") is not None  # no furnace, no iron: refused with a reason
         assert set(body.seen) <= {(x, y) for x in range(64) for y in range(64)}
         assert len(body.seen) < 64 * 64 / 2  # it knows only what it saw
+
+
+def test_the_recipe_guard_keeps_what_brings_the_goal_closer() -> None:
+    from skills.crafter import CrafterState, toward
+
+    start = CrafterState({"wood": 0, "drink": 9, "food": 9, "energy": 9}, frozenset({"grass", "tree"}))
+    helpful = toward("make_stone_pickaxe", start)
+    assert {"make_stone_pickaxe", "place_table", "collect_wood", "collect_stone", "make_wood_pickaxe",
+            "explore"} <= helpful  # no stone seen yet: exploring helps
+    assert not helpful & {"make_wood_sword", "drink_water", "eat_cow", "collect_diamond"}
+    ready = CrafterState({"wood": 3, "stone": 1, "wood_pickaxe": 1, "drink": 2, "food": 9, "energy": 9},
+                         frozenset({"grass", "tree", "table", "stone"}))
+    assert toward("make_stone_pickaxe", ready) == {"make_stone_pickaxe", "drink_water"}  # and thirst is low
+
+
+@pytest.mark.slow
+def test_the_planner_reaches_a_wood_pickaxe_with_the_embedded_model(capsys) -> None:
+    import json
+
+    from embodied.cli import main
+
+    assert main(["crafter", "--goals", "make_wood_pickaxe", "--episodes", "2", "--max-skills", "15"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["per_goal"]["make_wood_pickaxe"]["success"] == 1.0 and report["llm_calls_per_episode"] > 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+
 from embodied.world.scene import SceneState
 from embodied.world.tasks import Task
 from skills.base import SkillCall, SkillResult
@@ -61,3 +63,13 @@ class Planner(Protocol):
         ...
 
     def feedback(self, call: SkillCall, result: SkillResult, state: SceneState) -> None: ...
+
+
+def saycan_combine(llm: np.ndarray, affordances: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """SayCan's choice rule: the language model's log-likelihoods of the options turned into probabilities
+    over them (softmax), times how likely each is to succeed now. Returns (p_llm, combined); every world's
+    planner uses it (the tabletop's SayCan and PaLM-E, Crafter's)."""
+    llm = np.asarray(llm, dtype=np.float64)
+    p_llm = np.exp(llm - llm.max())
+    p_llm /= p_llm.sum()
+    return p_llm, p_llm * affordances

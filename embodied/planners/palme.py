@@ -19,7 +19,7 @@ import numpy as np
 from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel
-from embodied.planners.base import Decision, ScoredOption, option
+from embodied.planners.base import Decision, ScoredOption, option, saycan_combine
 from embodied.planners.guard import GoalGuard
 from embodied.planners.prompting import Step, feedback_text, option_text
 from embodied.planners.saycan import candidate_calls
@@ -199,9 +199,7 @@ class PalmEPlanner:
                                  self.config.flags, self.n_image, self.obj_tokens)
         scores = self.lm.score_embeds(self.prefix_embeds(state, obs, prompt), [option_text(c) for c in calls])
         raw = scores.mean if self.config.length_norm else scores.logprob_sum
-        p_llm = np.exp(raw - raw.max())
-        p_llm /= p_llm.sum()
-        combined = p_llm * (affordances if self.config.affordance else 1.0)
+        p_llm, combined = saycan_combine(raw, affordances if self.config.affordance else 1.0)
         if not done_ok:  # a "done" while the goal is unmet is overruled
             combined[-1] = 0.0
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))

@@ -14,7 +14,7 @@ import numpy as np
 from embodied.grounding import AffordanceProvider, make_affordance
 from embodied.instructions import cannot_reason
 from embodied.llm.base import LanguageModel, load_language_model
-from embodied.planners.base import Decision, ScoredOption, option
+from embodied.planners.base import Decision, ScoredOption, option, saycan_combine
 from embodied.planners.guard import GoalGuard
 from embodied.planners.prompting import (
     HEADER,
@@ -152,10 +152,7 @@ class SayCanPlanner:
         scores = self.lm.score(prompt, texts)
         n = len(calls)
         raw = scores.mean if self.config.length_norm else scores.logprob_sum
-        llm = raw[:n]
-        p_llm = np.exp(llm - llm.max())
-        p_llm /= p_llm.sum()
-        combined = p_llm * (affordances if self.config.affordance else 1.0)
+        p_llm, combined = saycan_combine(raw[:n], affordances if self.config.affordance else 1.0)
         if not done_ok:  # a "done" while the goal is unmet is overruled, with or without affordances
             combined[-1] = 0.0
         options = [ScoredOption(c, option_text(c).strip(" ."), float(p), float(a), float(s))
