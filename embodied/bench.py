@@ -594,8 +594,7 @@ def bench_web(iterations: int = 20, seed: int = 0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="embodied-bench-web-"))
     library, runs = tmp / "skills.db", tmp / "runs"
     runs.mkdir()
-    with socket_free_port() as port:
-        pass  # free now; the server binds it next
+    port = _free_port()  # free now; the server binds it next
     server = uvicorn.Server(uvicorn.Config(create_app(runs, library), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -651,12 +650,10 @@ def bench_web(iterations: int = 20, seed: int = 0) -> dict[str, Any]:
             "skills_seen": sorted(set(counts)), "errors": 0}
 
 
-@contextlib.contextmanager
-def socket_free_port() -> Any:
+def _free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield port
+        return int(s.getsockname()[1])

@@ -60,7 +60,6 @@ class SimNode:
                                 "K": [ci.fx, 0.0, cx, 0.0, ci.fy, cy, 0.0, 0.0, 1.0],
                                 "P": [ci.fx, 0.0, cx, 0.0, 0.0, ci.fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
                                 "pose": (ci.position, ci.quaternion)}
-        self.topics = by_name
         self.env.reset(seed=0)  # a table (a generated task's) until the first reset request: state flows from the start
         self.estop = False
         self.estop_clock: int | None = None
