@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embodied.world.errors import TaskError
+from embodied.world.predicates import goal_satisfied
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS, suggest
 from embodied.world.tasks import SceneSpec, Task, default_max_steps
 
@@ -33,6 +34,8 @@ class Draft:
     goal: list[list]
     extra_blocks: bool = True  # False when the wording covers every block ("all the blocks", ...)
     phrase: str = field(default="", repr=False)  # "the red block in the green bowl", for combo
+    # the goal from the layout (object -> table xy), None when it is not determinate there (spatial families)
+    resolve: Callable[[dict[str, tuple[float, float]]], list[list] | None] | None = field(default=None, repr=False)
 
 
 def _colors(rng: np.random.Generator, n: int, exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -173,6 +176,273 @@ def all_in_one_bowl(rng: np.random.Generator) -> Draft:
     return Draft(instruction, blocks, [w], [["in", f"{c} block", f"{w} bowl"] for c in blocks], extra_blocks=False)
 
 
+# --------------------------------------------------------------------------- spatial families
+# Wording after the tabletop benchmarks of Code as Policies, Inner Monologue and the SayCan notebook, plus free
+# variants. A family whose goal depends on the layout (a referent picked by position, a metric move) returns a
+# `resolve` that reads the layout the environment will build from the task's seed; `generate` redraws until
+# the goal is determinate and the oracle's goal realisation finds places for it on that layout.
+SIDES = ("left side", "right side", "top side", "bottom side")
+CORNERS = tuple(x for x in LOCATION_NAMES if x.endswith("corner"))
+_REL_WORDS = {"left_of": ("to the left of", "left of", "on the left of"),
+              "right_of": ("to the right of", "right of", "on the right side of"),
+              "behind": ("behind", "to the top of", "on the far side of"),
+              "in_front_of": ("in front of", "to the bottom of", "on the near side of")}
+_DIR_WORD = {"left_of": "left", "right_of": "right", "behind": "top", "in_front_of": "bottom"}
+_DIR_VEC = {"left_of": (0.0, 1.0), "right_of": (0.0, -1.0), "behind": (1.0, 0.0), "in_front_of": (-1.0, 0.0)}
+
+
+def _side_phrase(rng: np.random.Generator, side: str) -> str:
+    return _pick(rng, (f"the {side}", f"the {side} of the table", f"the {side.split()[0]} side"))
+
+
+def side_one(rng: np.random.Generator) -> Draft:
+    """One block to a side of the table."""
+    (b,) = _colors(rng, 1)
+    side = _pick(rng, SIDES)
+    where = _side_phrase(rng, side)
+    instruction = _pick(rng, (f"put the {b} block on {where}", f"move the {b} block to {where}",
+                              f"pick up the {b} block and place it on {where}"))
+    return Draft(instruction, [b], [], [["at", f"{b} block", side]])
+
+
+def side_all(rng: np.random.Generator) -> Draft:
+    """Every block (2-4) to one side of the table, or stacked there."""
+    colors = _colors(rng, int(rng.integers(2, 5)))
+    side = _pick(rng, SIDES)
+    names = [f"{c} block" for c in colors]
+    where = _side_phrase(rng, side)
+    if rng.random() < 0.3:
+        return Draft(_pick(rng, (f"stack all the blocks on {where}", f"make a tower of all the blocks on {where}")),
+                     colors, [], [["stacked", names]] + [["at", n, side] for n in names], extra_blocks=False)
+    instruction = _pick(rng, (f"put all the blocks on {where}", f"move every block to {where}",
+                              f"gather the blocks on {where}"))
+    return Draft(instruction, colors, [], [["at", n, side] for n in names], extra_blocks=False)
+
+
+def relation(rng: np.random.Generator) -> Draft:
+    """One block left / right / above / below another object, optionally a little or a lot."""
+    (b,), (w,) = _colors(rng, 1), _colors(rng, 1)
+    head = _pick(rng, tuple(_REL_WORDS))
+    ref_block = rng.random() < 0.3
+    ref = f"{_colors(rng, 1, [b])[0]} block" if ref_block else f"{w} bowl"
+    goal: list[list] = [[head, f"{b} block", ref]]
+    how = _pick(rng, ("", "", "a little ", "a lot ")) if not ref_block else ""
+    if how == "a little ":
+        goal.append(["near", f"{b} block", ref])
+    elif how == "a lot ":
+        goal.append(["far_from", f"{b} block", ref])
+    words = _pick(rng, _REL_WORDS[head])
+    if how:
+        words = f"{how}to the {_DIR_WORD[head]} of"
+    instruction = _pick(rng, (f"pick up the {b} block and place it {words} the {ref}",
+                              f"put the {b} block {words} the {ref}", f"move the {b} block {words} the {ref}"))
+    blocks = [b] + ([ref.split()[0]] if ref_block else [])
+    return Draft(instruction, blocks, [] if ref_block else [w], goal)
+
+
+def near_far(rng: np.random.Generator) -> Draft:
+    """One block near to, or far from, a bowl."""
+    (b,), (w,) = _colors(rng, 1), _colors(rng, 1)
+    if rng.random() < 0.5:
+        return Draft(_pick(rng, (f"put the {b} block next to the {w} bowl", f"move the {b} block near the {w} bowl",
+                                 f"place the {b} block close to the {w} bowl")),
+                     [b], [w], [["near", f"{b} block", f"{w} bowl"]])
+    return Draft(_pick(rng, (f"move the {b} block far away from the {w} bowl",
+                             f"put the {b} block far from the {w} bowl")),
+                 [b], [w], [["far_from", f"{b} block", f"{w} bowl"]])
+
+
+def between(rng: np.random.Generator) -> Draft:
+    """One block between two objects."""
+    (b,), (w1, w2) = _colors(rng, 1), _colors(rng, 2)
+    instruction = _pick(rng, (f"put the {b} block between the {w1} bowl and the {w2} bowl",
+                              f"place the {b} block in between the {w1} and {w2} bowls",
+                              f"move the {b} block so it is between the {w1} bowl and the {w2} bowl"))
+    return Draft(instruction, [b], [w1, w2], [["between", f"{b} block", f"{w1} bowl", f"{w2} bowl"]])
+
+
+def _cm(rng: np.random.Generator) -> int:
+    return int(_pick(rng, ("10", "15", "20")))
+
+
+def offset(rng: np.random.Generator) -> Draft:
+    """A metric placement: N cm in a direction from a bowl, or a move of the block itself by N cm."""
+    (b,), (w,) = _colors(rng, 1), _colors(rng, 1)
+    head = _pick(rng, tuple(_REL_WORDS))
+    cm = _cm(rng)
+    word = _DIR_WORD[head]
+    vec = [round(cm / 100 * v, 3) + 0.0 for v in _DIR_VEC[head]]
+    if rng.random() < 0.5:
+        units = _pick(rng, (f"{cm} cm", f"{cm}cm", f"{cm} centimeters"))
+        place = _pick(rng, (f"{units} to the {word} of the {w} bowl",
+                            f"{units} {'below' if word == 'bottom' else 'above' if word == 'top' else 'to the ' + word + ' of'}"
+                            f" the {w} bowl"))
+        return Draft(_pick(rng, (f"put the {b} block {place}", f"place the {b} block {place}")), [b], [w],
+                     [["offset", f"{b} block", f"{w} bowl", vec]])
+
+    def resolve(pos: dict[str, tuple[float, float]]) -> list[list]:
+        x, y = pos[f"{b} block"]
+        return [["at", f"{b} block", f"{x + vec[0]:.3f},{y + vec[1]:.3f}"]]
+
+    units = _pick(rng, (f"{cm} cm", f"{cm}cm"))
+    words = _pick(rng, (f"move the {b} block {units} to the {word}", f"slide the {b} block {units} to the {word}",
+                        f"move the {b} block to the {word} by {units}"))
+    draft = Draft(words, [b], [], [])
+    draft.resolve = resolve
+    return draft
+
+
+def line(rng: np.random.Generator) -> Draft:
+    """All the blocks (3-4) in a horizontal, vertical or diagonal line, optionally in the middle or on a side."""
+    colors = _colors(rng, int(rng.integers(3, 5)))
+    names = [f"{c} block" for c in colors]
+    orient = _pick(rng, ("horizontal", "vertical", "diagonal"))
+    goal: list[list] = [["line", names, orient]]
+    where = ""
+    r = rng.random()
+    if r < 0.25:
+        where = " in the middle"
+        goal.append(["centred", names, "middle"])
+    elif r < 0.45 and orient == "horizontal":
+        side = _pick(rng, ("top side", "bottom side"))
+        where = f" near the {side.split()[0]}"
+        goal += [["at", n, side] for n in names]
+    elif r < 0.45 and orient == "vertical":
+        side = _pick(rng, ("left side", "right side"))
+        where = f" on the {side}"
+        goal += [["at", n, side] for n in names]
+    instruction = _pick(rng, (f"put all the blocks in a {orient} line{where}", f"arrange the blocks in a {orient} "
+                              f"line{where}", f"line up the blocks {orient}ly{where}",
+                              f"make a {orient} line with the blocks{where}"))
+    return Draft(instruction, colors, [], goal, extra_blocks=False)
+
+
+def shape(rng: np.random.Generator) -> Draft:
+    """Three blocks in a triangle or four in a square, optionally in the middle."""
+    kind = _pick(rng, ("triangle", "square"))
+    colors = _colors(rng, 3 if kind == "triangle" else 4)
+    names = [f"{c} block" for c in colors]
+    goal: list[list] = [[kind, names]]
+    where = ""
+    if rng.random() < 0.4:
+        where = _pick(rng, (" in the middle", " around the middle", " in the center of the table"))
+        goal.append(["centred", names, "middle"])
+    instruction = _pick(rng, (f"make a {kind} with the blocks{where}", f"arrange the blocks as a {kind}{where}",
+                              f"put the blocks in a {kind} shape{where}", f"form a {kind} out of the blocks{where}"))
+    return Draft(instruction, colors, [], goal, extra_blocks=False)
+
+
+def different_corners(rng: np.random.Generator) -> Draft:
+    """Every block (2-4) in a different corner, which goes where left open."""
+    colors = _colors(rng, int(rng.integers(2, 5)))
+    instruction = _pick(rng, ("put all the blocks in different corners", "put each block in a different corner",
+                              "move the blocks to separate corners of the table", "put the blocks on different corners"))
+    return Draft(instruction, colors, [], [["different", [f"{c} block" for c in colors], list(CORNERS)]],
+                 extra_blocks=False)
+
+
+def mismatched(rng: np.random.Generator) -> Draft:
+    """Each block (2-3) into a bowl of another colour, one block per bowl."""
+    colors = _colors(rng, int(rng.integers(2, 4)))
+    names, bowls = [f"{c} block" for c in colors], [f"{c} bowl" for c in colors]
+    instruction = _pick(rng, ("put the blocks in the bowls with mismatched colors",
+                              "place each block in a bowl of a different colour",
+                              "put every block into a bowl that does not match its color",
+                              "put the blocks in mismatched bowls"))
+    goal: list[list] = [["different", names, bowls]] + [["not_in", n, w] for n, w in zip(names, bowls, strict=True)]
+    return Draft(instruction, colors, list(colors), goal, extra_blocks=False)
+
+
+def _ordinal(n: int) -> str:
+    return ("first", "second", "third", "fourth")[n]
+
+
+def referent(rng: np.random.Generator) -> Draft:
+    """A block picked by where it is (closest to / farthest from a bowl, left of a bowl, nth from a side), put on
+    a corner, a side or in a bowl; or a named block put in the corner closest to / farthest from a bowl."""
+    blocks = _colors(rng, int(rng.integers(3, 5)))
+    (w,) = _colors(rng, 1)
+    kind = _pick(rng, ("distance", "direction", "nth", "corner"))
+    target = _pick(rng, CORNERS + SIDES)
+    tword = f"the {target}"
+    pred = "at"
+    far = rng.random() < 0.5
+    head = _pick(rng, tuple(_REL_WORDS))
+    nth = int(rng.integers(0, 3))
+    from_side = _pick(rng, ("left", "right", "top", "bottom"))
+
+    def names(pos: dict) -> list[str]:
+        return [f"{c} block" for c in blocks]
+
+    if kind == "distance":
+        desc = f"the block {'farthest from' if far else 'closest to'} the {w} bowl"
+    elif kind == "direction":
+        desc = f"the block {_pick(rng, _REL_WORDS[head])} the {w} bowl"
+    elif kind == "nth":
+        desc = f"the {_ordinal(nth)} block from the {from_side}"
+    else:
+        desc = f"the {blocks[0]} block"
+        tword = f"the corner {'farthest from' if far else 'closest to'} the {w} bowl"
+    instruction = _pick(rng, (f"pick up {desc} and place it on {tword}", f"put {desc} on {tword}",
+                              f"move {desc} to {tword}"))
+
+    def resolve(pos: dict[str, tuple[float, float]]) -> list[list] | None:
+        bowl = np.asarray(pos[f"{w} bowl"])
+        cand = names(pos)
+        if kind == "corner":
+            from embodied.world.scene import LOCATIONS
+            d = sorted((float(np.linalg.norm(np.asarray(LOCATIONS[c]) - bowl)), c) for c in CORNERS)
+            if far:
+                d = d[::-1]
+            if abs(d[0][0] - d[1][0]) < 0.03:
+                return None
+            return [["at", cand[0], d[0][1]]]
+        if kind == "distance":
+            d = sorted((float(np.linalg.norm(np.asarray(pos[n]) - bowl)), n) for n in cand)
+            if far:
+                d = d[::-1]
+            if abs(d[0][0] - d[1][0]) < 0.03:
+                return None
+            chosen = d[0][1]
+        elif kind == "direction":
+            from embodied.world.spatial import DIRECTIONS
+            u = np.asarray(DIRECTIONS[head])
+            hits = [n for n in cand if (lambda v: v @ u >= 0.05 and v @ u >= abs(v @ np.array([-u[1], u[0]]))
+                                        )(np.asarray(pos[n]) - bowl)]
+            if len(hits) != 1:
+                return None
+            chosen = hits[0]
+        else:
+            axis, sign = {"left": (1, -1.0), "right": (1, 1.0), "top": (0, -1.0), "bottom": (0, 1.0)}[from_side]
+            order = sorted(cand, key=lambda n: sign * pos[n][axis])
+            coords = sorted(sign * pos[n][axis] for n in cand)
+            if min(np.diff(coords)) < 0.03:
+                return None
+            chosen = order[nth]
+        return [[pred, chosen, target]]
+
+    draft = Draft(instruction, blocks, [w], [], extra_blocks=False)
+    draft.resolve = resolve
+    return draft
+
+
+# Spatial families: generated on request (`--families`, or `embodied tasks --suite spatial`), for the same reason.
+SPATIAL_FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
+    "side_one": side_one,
+    "side_all": side_all,
+    "relation": relation,
+    "near_far": near_far,
+    "between": between,
+    "offset": offset,
+    "line": line,
+    "shape": shape,
+    "different_corners": different_corners,
+    "mismatched": mismatched,
+    "referent": referent,
+}
+SPATIAL_FAMILY_NAMES: tuple[str, ...] = tuple(SPATIAL_FAMILIES)
+
+
 # Long-horizon families: generated on request (`--families`), not in the default suite, so suites made
 # before they existed still reproduce seed for seed.
 LONG_FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
@@ -195,7 +465,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Draft]] = {
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 LONG_FAMILY_NAMES: tuple[str, ...] = tuple(LONG_FAMILIES)
-_ALL = {**FAMILIES, **LONG_FAMILIES}
+_ALL = {**FAMILIES, **LONG_FAMILIES, **SPATIAL_FAMILIES}
 
 
 def _check_family(family: str) -> None:
@@ -212,7 +482,58 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
     if n_distractors is not None and n_distractors < 0:
         raise TaskError(f"n_distractors must be >= 0, got {n_distractors}")
     rng = np.random.default_rng(seed)
+    if family in SPATIAL_FAMILIES:
+        return _generate_spatial(family, seed, rng, n_distractors)
     draft = _ALL[family](rng)
+    blocks, bowls, goal = _with_distractors(draft, rng, n_distractors)
+    return Task(id=f"{family}-{seed}", instruction=draft.instruction, scene=SceneSpec(blocks, bowls),
+                goal=goal, seed=seed, max_steps=default_max_steps(goal), family=family)
+
+
+def initial_positions(scene: SceneSpec, seed: int) -> dict[str, tuple[float, float]] | None:
+    """Where the environment lays a scene out for ``seed`` (before physics settles it, a millimetre at most)."""
+    from gymnasium.utils import seeding
+
+    from envs.sim import sample_layout
+
+    rng, _ = seeding.np_random(seed)
+    layout = sample_layout(rng, len(scene.blocks), len(scene.bowls))
+    if layout is None:
+        return None
+    block_xy, bowl_xy = layout
+    return {**{f"{c} block": xy for c, xy in zip(scene.blocks, block_xy, strict=True)},
+            **{f"{c} bowl": xy for c, xy in zip(scene.bowls, bowl_xy, strict=True)}}
+
+
+def _generate_spatial(family: str, seed: int, rng: np.random.Generator, n_distractors: int | None,
+                      attempts: int = 40) -> Task:
+    """Draw until the goal is determinate on the seed's layout and the goal realisation places it there."""
+    from embodied.world.spatial import realize
+    from embodied.world.symbolic import SymbolicState
+
+    for _ in range(attempts):
+        draft = SPATIAL_FAMILIES[family](rng)
+        blocks, bowls, goal = _with_distractors(draft, rng, n_distractors)
+        scene = SceneSpec(blocks, bowls)
+        pos = initial_positions(scene, seed)
+        if pos is None:
+            continue
+        if draft.resolve is not None:
+            goal = draft.resolve(pos)
+            if goal is None:
+                continue
+        state = SymbolicState(support={f"{c} block": "table" for c in blocks}, bowls=tuple(f"{c} bowl" for c in bowls),
+                              xy=dict(pos))
+        if realize(goal, state) is None or goal_satisfied(goal, state):
+            continue
+        return Task(id=f"{family}-{seed}", instruction=draft.instruction, scene=scene, goal=goal, seed=seed,
+                    max_steps=default_max_steps(goal), family=family)
+    raise TaskError(f"no task of family {family!r} fits the layout of seed {seed} after {attempts} draws")
+
+
+def _with_distractors(draft: Draft, rng: np.random.Generator, n_distractors: int | None
+                      ) -> tuple[list[str], list[str], list[list]]:
+    """The scene's block and bowl colours (the draft's plus distractors, shuffled) and the goal."""
     blocks, bowls = list(draft.blocks), list(draft.bowls)
     room_blocks = MAX_BLOCKS - len(blocks) if draft.extra_blocks else 0
     room_bowls = MAX_BOWLS - len(bowls)
@@ -226,8 +547,7 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
             room_bowls -= 1
     blocks = [blocks[i] for i in rng.permutation(len(blocks))]
     bowls = [bowls[i] for i in rng.permutation(len(bowls))]
-    return Task(id=f"{family}-{seed}", instruction=draft.instruction, scene=SceneSpec(blocks, bowls),
-                goal=draft.goal, seed=seed, max_steps=default_max_steps(draft.goal), family=family)
+    return blocks, bowls, draft.goal
 
 
 def generate_suite(n: int, seed: int, families: list[str] | None = None) -> list[Task]:

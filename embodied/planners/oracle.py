@@ -35,6 +35,7 @@ from embodied.planners.base import Decision, option
 from embodied.world.errors import EmbodiedError
 from embodied.world.predicates import goal_satisfied, holds, point_goals
 from embodied.world.scene import LOCATION_NAMES, SceneState
+from embodied.world.spatial import is_spatial, realize
 from embodied.world.symbolic import Point, SymbolicState, abstract, is_point, parse_point
 from embodied.world.tasks import Task
 from skills import apply, candidate_calls, get_skill
@@ -214,6 +215,12 @@ def plan(state: SymbolicState, goal: Sequence[Sequence], max_nodes: int = DEFAUL
     needs right now): the plan is then the shortest one whose first call passes."""
     if goal_satisfied(goal, state):
         return []
+    if any(is_spatial(p) for p in goal):  # places and points first (callers that plan a whole episode
+        concrete = realize(goal, state)   # realise once and pass the result, so points stay put)
+        if concrete is None:
+            log.debug("goal unreachable: no placement satisfies its spatial predicates")
+            return None
+        goal = concrete
     info = analyse(goal, state)
     if info.conflict is not None:
         log.debug("goal unreachable: %s", info.conflict)

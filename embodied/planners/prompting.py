@@ -107,9 +107,13 @@ class Example:
 
 
 def initial_state(task: Task) -> SymbolicState:
-    """Every block on the table, nothing held: how a generated task starts."""
+    """Every block on the table where the environment lays it out for the task's seed, nothing held: how a
+    task starts (positions matter to spatial goals)."""
+    from envs.generator import initial_positions
+
     return SymbolicState({b: "table" for b in task.scene.object_names() if b.endswith("block")},
-                         tuple(b for b in task.scene.object_names() if b.endswith("bowl")))
+                         tuple(b for b in task.scene.object_names() if b.endswith("bowl")),
+                         xy=dict(initial_positions(task.scene, task.seed) or {}))
 
 
 @functools.lru_cache(maxsize=4)

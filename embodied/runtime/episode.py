@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from embodied.planners.base import Decision, Planner
 from embodied.runtime.sensing import Sensing
-from embodied.world.predicates import describe_goal, goal_satisfied, goal_values, same_goal
+from embodied.world.predicates import describe, describe_goal, goal_satisfied, goal_values, same_goal
+from embodied.world.spatial import is_spatial, realize
 from embodied.world.symbolic import abstract
 from embodied.world.tasks import Task, default_max_steps
 from skills import SkillCall, SkillResult, call_text, get_skill
@@ -165,11 +166,21 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         result.outcome = "cannot"
         result.reason = "there is no goal to check this instruction against (no goal reader)"
         return _finish(result, robot, start_steps, t0, judge, planner, 0.0, said_done=False)
-    plan_task = dataclasses.replace(task, goal=goal, max_steps=max(task.max_steps, default_max_steps(goal)))
-    if "inferred_goal" in result.extra:  # the planner reads the goal it pursues, in the wording it knows
-        plan_task.instruction = describe_goal(goal)
+    plan_goal = realize(goal, abstract(state))  # spatial predicates -> places and points, once per episode
+    if plan_goal is None:
+        result.outcome = "cannot"
+        result.reason = ("no placement on this table satisfies the goal (" + "; ".join(
+            describe(p) for p in goal if is_spatial(p)) + ")")
+        return _finish(result, robot, start_steps, t0, judge, planner, 0.0, said_done=False)
+    plan_task = dataclasses.replace(task, goal=plan_goal,
+                                    max_steps=max(task.max_steps, default_max_steps(plan_goal)))
+    if plan_goal != goal:
+        result.extra["realized_goal"] = plan_goal
+    if "inferred_goal" in result.extra or plan_goal != goal:  # the planner reads the goal it pursues, in the
+        plan_task.instruction = describe_goal(plan_goal)      # wording it knows (spatial goals: their points)
         result.extra["planner_request"] = plan_task.instruction
     planner.reset(plan_task)
+    rerealize = 2
     planner_seconds = 0.0
     last_prompt = ""
     decision = Decision(None)
@@ -203,6 +214,19 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
             if on_step:
                 on_step(i, decision, None)
             break
+        if decision.call.name == "done" and plan_goal != goal and rerealize > 0 and not goal_satisfied(
+                goal, abstract(state)):
+            # the realised places hold but the spatial goal does not (a block landed centimetres off, or one
+            # counted as there was not quite): choose places again from here, at most twice
+            rerealize -= 1
+            again = realize(goal, abstract(state))
+            if again is not None and again != plan_goal:
+                plan_goal = again
+                result.extra.setdefault("rerealized_goals", []).append(again)
+                plan_task = dataclasses.replace(plan_task, goal=again, instruction=describe_goal(again))
+                planner.reset(plan_task)
+                row["note"] = "the spatial goal is unmet where its places hold: places chosen again"
+                continue
         if decision.call.name == "done":
             said_done = True
             if on_step:

@@ -7,6 +7,9 @@ A goal is a conjunction (a list) of predicates:
   ``["at", "<colour> block", [x, y]]``            the block rests directly on the table within 6 cm of the
                                                   point (metres; also ``"x,y"`` or ``"<location>+dx,dy"``)
   ``["stacked", ["<colour> block", ...]]``        one tower of exactly these blocks, in any order
+  ``["at", "<colour> block", "left side"]``       (right, top, bottom side) and the spatial predicates:
+                                                  relations, offsets, arrangements and goals with a choice,
+                                                  defined with their tolerances in ``embodied.world.spatial``
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ from embodied.world.scene import (
     parse_object_name,
     suggest,
 )
+from embodied.world.spatial import (
+    DIRECTIONS,
+    ORIENTATIONS,
+    REGION_NAMES,
+    REGIONS,
+    SPATIAL,
+    describe_spatial,
+    is_spatial,
+    spatial_holds,
+)
 from embodied.world.symbolic import SymbolicState, is_point, off_table, parse_point, point_text
 
 PREDICATES: dict[str, str] = {
@@ -29,6 +42,18 @@ PREDICATES: dict[str, str] = {
     "on": "block, block",
     "at": "block, location or point [x, y]",
     "stacked": "[block, block, ...]",
+    **{d: "block, block / bowl / location" for d in DIRECTIONS},
+    "near": "block, block / bowl / location",
+    "far_from": "block, block / bowl / location",
+    "between": "block, object, object",
+    "offset": "block, object, [dx, dy] (metres)",
+    "line": "[block, ...], horizontal / vertical / diagonal / any",
+    "triangle": "[block, block, block]",
+    "square": "[block, block, block, block]",
+    "centred": "[block, ...], location / side / object",
+    "not_in": "block, bowl",
+    "one_of": "block, [bowl / location / side, ...]",
+    "different": "[block, ...], [bowl / location / side, ...]",
 }
 
 
@@ -47,10 +72,14 @@ def _check_object(name: object, kind: str, names: Iterable[str] | None, where: s
         what = "location name or a point [x, y]" if kind == "location" else f"{kind} name"
         raise PredicateError(f"{where}: expected a {what}, got {name!r}")
     if kind == "location":
-        if name not in LOCATIONS:
+        if name not in LOCATIONS and name not in REGIONS:
             raise UnknownObjectError(f"{where}: unknown location {name!r}{suggest(name, LOCATION_NAMES)}; "
-                                     f"locations: {', '.join(LOCATION_NAMES)}")
+                                     f"locations: {', '.join(LOCATION_NAMES + REGION_NAMES)}")
         return
+    if kind == "ref":  # a block, a bowl or a named location
+        if name in LOCATIONS or name in REGIONS:
+            return
+        kind = parse_object_name(name)[1]
     _, got_kind = parse_object_name(name)
     if got_kind != kind:
         raise PredicateError(f"{where}: expected a {kind}, got {name!r}")
@@ -71,6 +100,9 @@ def validate_goal(goal: object, scene_objects: Sequence[str] | None = None) -> l
         if head not in PREDICATES:
             raise PredicateError(f"{where}: unknown predicate {head!r}{suggest(head, list(PREDICATES))}; "
                                  f"known: {', '.join(PREDICATES)}")
+        if head in SPATIAL:
+            _check_spatial(pred, scene_objects, where)
+            continue
         if head == "stacked":
             if len(pred) != 2 or not isinstance(pred[1], list) or len(pred[1]) < 2:
                 raise PredicateError(f"{where}: 'stacked' takes one list of two or more blocks, got {pred!r}")
@@ -89,9 +121,59 @@ def validate_goal(goal: object, scene_objects: Sequence[str] | None = None) -> l
     return goal  # type: ignore[return-value]
 
 
+def _check_spatial(pred: list, names: Iterable[str] | None, where: str) -> None:
+    """Check a spatial predicate's arguments against ``SPATIAL``'s kinds."""
+    kinds = SPATIAL[pred[0]]
+    if len(pred) != len(kinds) + 1:
+        raise PredicateError(f"{where}: {pred[0]!r} takes {len(kinds)} argument(s) ({PREDICATES[pred[0]]}), "
+                             f"got {pred[1:]!r}")
+    for arg, kind in zip(pred[1:], kinds, strict=True):
+        if kind in ("blocks", "blocks3", "blocks4"):
+            need = {"blocks": 1, "blocks3": 3, "blocks4": 4}[kind]
+            if not isinstance(arg, list) or len(arg) < max(need, 2) or (need > 1 and len(arg) != need):
+                count = f"exactly {need}" if need > 1 else "two or more"
+                raise PredicateError(f"{where}: {pred[0]!r} takes a list of {count} blocks, got {arg!r}")
+            for b in arg:
+                _check_object(b, "block", names, where)
+            if len(set(arg)) != len(arg):
+                raise PredicateError(f"{where}: {pred[0]!r} lists a block twice: {arg!r}")
+        elif kind == "places":
+            if not isinstance(arg, list) or not arg:
+                raise PredicateError(f"{where}: {pred[0]!r} takes a list of places (bowls, locations, sides), "
+                                     f"got {arg!r}")
+            for place in arg:
+                _check_object(place, "location" if place in LOCATIONS or place in REGIONS else "bowl", names,
+                              where)
+        elif kind == "orientation":
+            if arg not in ORIENTATIONS:
+                raise PredicateError(f"{where}: a line's orientation is one of {', '.join(ORIENTATIONS)}, "
+                                     f"got {arg!r}{suggest(str(arg), ORIENTATIONS)}")
+        elif kind == "vector":
+            if (not isinstance(arg, list) or len(arg) != 2
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in arg)
+                    or not all(abs(v) <= 1.0 for v in arg)):
+                raise PredicateError(f"{where}: an offset is [dx, dy] in metres (each within 1 m), got {arg!r}")
+        elif kind == "place":
+            _check_object(arg, "ref", names, where)
+        else:
+            _check_object(arg, kind, names, where)
+    if pred[0] in ("one_of", "different"):
+        places = pred[2]
+        if len(set(places)) != len(places):
+            raise PredicateError(f"{where}: {pred[0]!r} lists a place twice: {places!r}")
+        if pred[0] == "different" and len(places) < len(pred[1]):
+            raise PredicateError(f"{where}: 'different' needs at least as many places as blocks, got "
+                                 f"{len(pred[1])} blocks and {len(places)} places")
+    if (pred[0] in DIRECTIONS or pred[0] in ("near", "far_from", "offset", "between")) and pred[1] in pred[
+            2:4 if pred[0] == "between" else 3]:
+        raise PredicateError(f"{where}: a block cannot be placed relative to itself: {pred!r}")
+
+
 def holds(pred: Sequence, state: SymbolicState) -> bool:
     """Whether one predicate is true in ``state``."""
     head = pred[0]
+    if is_spatial(pred):
+        return spatial_holds(pred, state)
     if head == "on":
         return state.support.get(pred[1]) == pred[2]
     if head == "at" and is_point(pred[2]):
@@ -132,6 +214,8 @@ def goal_satisfied(goal: Sequence[Sequence], state: SymbolicState) -> bool:
 def describe(pred: Sequence) -> str:
     """A predicate as English, e.g. ``"the red block is in the green bowl"``."""
     head = pred[0]
+    if is_spatial(pred):
+        return describe_spatial(pred)
     if head == "stacked":
         return "one tower of the " + ", ".join(pred[1][:-1]) + " and " + pred[1][-1]
     if head == "at" and is_point(pred[2]):
@@ -175,7 +259,9 @@ def describe_goal(goal: Sequence[Sequence]) -> str:
     ons = {(p[1], p[2]) for p in goal if p[0] == "on"}
     said: set[tuple[str, str]] = set()  # "on" facts already said as a tower order
     for head, *args in goal:
-        if head == "stacked":
+        if is_spatial([head, *args]):
+            parts.append("make it so that " + describe_spatial([head, *args]))
+        elif head == "stacked":
             tower = list(args[0])
             chain = {(upper, lower) for lower, upper in zip(tower, tower[1:], strict=False)}
             if len(tower) > 2 and chain <= ons:  # a fully ordered tower, in the order-giving wording
