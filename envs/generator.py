@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embodied.world.errors import TaskError
+from embodied.world.layout import initial_positions
 from embodied.world.predicates import goal_satisfied
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS, suggest
 from embodied.world.tasks import SceneSpec, Task, default_max_steps
@@ -262,14 +263,14 @@ def between(rng: np.random.Generator) -> Draft:
 
 
 def _cm(rng: np.random.Generator) -> int:
-    return int(_pick(rng, ("10", "15", "20")))
+    return int(_pick(rng, ("15", "20")))
 
 
 def offset(rng: np.random.Generator) -> Draft:
     """A metric placement: N cm in a direction from a bowl, or a move of the block itself by N cm."""
     (b,), (w,) = _colors(rng, 1), _colors(rng, 1)
     head = _pick(rng, tuple(_REL_WORDS))
-    cm = _cm(rng)
+    cm = _cm(rng)  # 15 or 20 from a bowl: a block 10 cm from a bowl's centre would sit on its rim
     word = _DIR_WORD[head]
     vec = [round(cm / 100 * v, 3) + 0.0 for v in _DIR_VEC[head]]
     if rng.random() < 0.5:
@@ -284,6 +285,8 @@ def offset(rng: np.random.Generator) -> Draft:
         x, y = pos[f"{b} block"]
         return [["at", f"{b} block", f"{x + vec[0]:.3f},{y + vec[1]:.3f}"]]
 
+    cm = int(_pick(rng, ("5", "10", "15")))
+    vec = [round(cm / 100 * v, 3) + 0.0 for v in _DIR_VEC[head]]
     units = _pick(rng, (f"{cm} cm", f"{cm}cm"))
     words = _pick(rng, (f"move the {b} block {units} to the {word}", f"slide the {b} block {units} to the {word}",
                         f"move the {b} block to the {word} by {units}"))
@@ -349,8 +352,21 @@ def mismatched(rng: np.random.Generator) -> Draft:
                               "place each block in a bowl of a different colour",
                               "put every block into a bowl that does not match its color",
                               "put the blocks in mismatched bowls"))
-    goal: list[list] = [["different", names, bowls]] + [["not_in", n, w] for n, w in zip(names, bowls, strict=True)]
-    return Draft(instruction, colors, list(colors), goal, extra_blocks=False)
+
+    def resolve(pos: dict[str, tuple[float, float]]) -> list[list]:
+        """One assignment possible: it, as ``in``s; several: the choice (as the goal reader states it)."""
+        import itertools
+
+        present = [n for n in pos if n.endswith(" bowl")]
+        ways = [w for w in itertools.permutations(present, len(names))
+                if all(wb.split()[0] != n.split()[0] for n, wb in zip(names, w, strict=True))]
+        if len(ways) == 1:
+            return [["in", n, wb] for n, wb in zip(names, ways[0], strict=True)]
+        return [["different", names, present]] + [["not_in", n, w] for n, w in zip(names, bowls, strict=True)]
+
+    draft = Draft(instruction, colors, list(colors), [], extra_blocks=False)
+    draft.resolve = resolve
+    return draft
 
 
 def _ordinal(n: int) -> str:
@@ -490,26 +506,12 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
                 goal=goal, seed=seed, max_steps=default_max_steps(goal), family=family)
 
 
-def initial_positions(scene: SceneSpec, seed: int) -> dict[str, tuple[float, float]] | None:
-    """Where the environment lays a scene out for ``seed`` (before physics settles it, a millimetre at most)."""
-    from gymnasium.utils import seeding
-
-    from envs.sim import sample_layout
-
-    rng, _ = seeding.np_random(seed)
-    layout = sample_layout(rng, len(scene.blocks), len(scene.bowls))
-    if layout is None:
-        return None
-    block_xy, bowl_xy = layout
-    return {**{f"{c} block": xy for c, xy in zip(scene.blocks, block_xy, strict=True)},
-            **{f"{c} bowl": xy for c, xy in zip(scene.bowls, bowl_xy, strict=True)}}
-
-
 def _generate_spatial(family: str, seed: int, rng: np.random.Generator, n_distractors: int | None,
                       attempts: int = 40) -> Task:
     """Draw until the goal is determinate on the seed's layout and the goal realisation places it there."""
+    from embodied.world.predicates import point_goals
     from embodied.world.spatial import realize
-    from embodied.world.symbolic import SymbolicState
+    from embodied.world.symbolic import SymbolicState, parse_point, point_failure
 
     for _ in range(attempts):
         draft = SPATIAL_FAMILIES[family](rng)
@@ -524,7 +526,8 @@ def _generate_spatial(family: str, seed: int, rng: np.random.Generator, n_distra
                 continue
         state = SymbolicState(support={f"{c} block": "table" for c in blocks}, bowls=tuple(f"{c} bowl" for c in bowls),
                               xy=dict(pos))
-        if realize(goal, state) is None or goal_satisfied(goal, state):
+        if realize(goal, state) is None or goal_satisfied(goal, state) or any(
+                point_failure(state, b, parse_point(p)) for b, p in point_goals(goal)):
             continue
         return Task(id=f"{family}-{seed}", instruction=draft.instruction, scene=scene, goal=goal, seed=seed,
                     max_steps=default_max_steps(goal), family=family)

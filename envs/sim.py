@@ -25,7 +25,6 @@ from embodied.world.scene import (
     BOWL_INNER_RADIUS,
     BOWL_OUTER_RADIUS,
     COLORS,
-    LOCATIONS,
     TABLE_Z,
     WORKSPACE_X,
     WORKSPACE_Y,
@@ -439,30 +438,3 @@ class SimRobot:
             last = gap
         w.step(12)
         return w.finger_gap()
-
-
-def sample_layout(rng: np.random.Generator, n_blocks: int, n_bowls: int, restarts: int = 50, tries: int = 200
-                  ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]] | None:
-    """Non-overlapping xy positions for bowls then blocks, away from the named locations; None if none fit.
-
-    Rejection sampling, restarted from scratch when one object finds no room (so an early unlucky bowl
-    cannot block the rest)."""
-    locs = [np.asarray(v) for v in LOCATIONS.values()]
-    for _ in range(restarts):
-        placed: list[tuple[np.ndarray, float]] = []
-        out: dict[str, list[tuple[float, float]]] = {"bowl": [], "block": []}
-        for kind, n, radius in (("bowl", n_bowls, BOWL_OUTER_RADIUS), ("block", n_blocks, 0.03)):
-            for _ in range(n):
-                for _ in range(tries):
-                    xy = np.array([rng.uniform(WORKSPACE_X[0] + radius, WORKSPACE_X[1] - radius),
-                                   rng.uniform(WORKSPACE_Y[0] + radius, WORKSPACE_Y[1] - radius)])
-                    if all(np.linalg.norm(xy - q) > radius + r + 0.015 for q, r in placed) and all(
-                            np.linalg.norm(xy - q) > radius + 0.035 for q in locs):
-                        placed.append((xy, radius))
-                        out[kind].append((float(xy[0]), float(xy[1])))
-                        break
-                else:
-                    break
-        if len(out["bowl"]) == n_bowls and len(out["block"]) == n_blocks:
-            return out["block"], out["bowl"]
-    return None

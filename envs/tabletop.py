@@ -10,12 +10,13 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.world.errors import TaskError
+from embodied.world.layout import sample_layout
 from embodied.world.observation import PROPRIO_DIM
 from embodied.world.predicates import goal_values
 from embodied.world.scene import MAX_BLOCKS, MAX_BOWLS, TABLE_Z, WORKSPACE_X, WORKSPACE_Y, SceneState
 from embodied.world.symbolic import SymbolicState, abstract
 from embodied.world.tasks import Task
-from envs.sim import CONTROL_SUBSTEPS, EE_LINK, CameraConfig, SimRobot, World, sample_layout
+from envs.sim import CONTROL_SUBSTEPS, EE_LINK, CameraConfig, SimRobot, World
 
 
 class TabletopEnv(gym.Env):

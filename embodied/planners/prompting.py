@@ -109,7 +109,7 @@ class Example:
 def initial_state(task: Task) -> SymbolicState:
     """Every block on the table where the environment lays it out for the task's seed, nothing held: how a
     task starts (positions matter to spatial goals)."""
-    from envs.generator import initial_positions
+    from embodied.world.layout import initial_positions
 
     return SymbolicState({b: "table" for b in task.scene.object_names() if b.endswith("block")},
                          tuple(b for b in task.scene.object_names() if b.endswith("bowl")),

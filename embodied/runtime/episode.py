@@ -149,7 +149,8 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
     goal = list(task.goal)
     if reader is not None and (infer_goal or not task.goal):
         t_read = time.perf_counter()
-        reading = reader.read(task.instruction, list(state.objects))
+        reading = reader.read(task.instruction, list(state.objects),
+                              {n: (float(o.position[0]), float(o.position[1])) for n, o in state.objects.items()})
         result.extra["reading"] = {**reading.to_dict(), "seconds": round(time.perf_counter() - t_read, 3)}
         if reading.goal is None:
             result.outcome, result.reason = "cannot", reading.reason

@@ -1446,21 +1446,13 @@ UNKNOWN_OBJECTS = (
     "marble",
     "book",
 )
-UNSUPPORTED = (
-    "next to",
-    "to the left of",
-    "to the right of",
-    "behind",
-    "in front of",
-    "between the {b2} block and",
+UNSUPPORTED = (  # relations the goal language still cannot state (sides, left of, near, ... now can)
     "under",
     "beneath",
-    "near",
-    "beside",
-    "far from",
-    "close to",
     "around",
     "across from",
+    "diagonally across from",
+    "on the opposite side of",
 )
 
 
@@ -1512,12 +1504,10 @@ def _refusal(g: _Gen, category: str) -> tuple[str, list[str], list[str]]:
                 (
                     f"put the {b} block {rel} the {w} bowl",
                     f"move the {b} block {rel} the {blocks[1]} block",
-                    "put all the blocks in a line",
                     "arrange the blocks in a circle",
-                    f"put the {b} block on the left side of the table",
-                    "put the blocks in different corners",
-                    f"move the {b} block 10 cm to the right",
-                    f"put the {b} block along the top edge",
+                    "put the blocks in a vertical line 20 cm long",
+                    "put the blocks in a zigzag",
+                    f"put the {b} block in the corner of the {w} bowl",
                 )
             )
         )

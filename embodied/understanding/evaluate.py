@@ -23,26 +23,22 @@ from pathlib import Path
 
 from embodied.understanding.data import Example, dev_set
 from embodied.understanding.reader import GoalReader, ReaderConfig, ScoringModel
+from embodied.world.layout import initial_positions
+from embodied.world.predicates import canonical_goal
+from embodied.world.predicates import same_goal as world_same_goal
+from embodied.world.tasks import SceneSpec
 
 log = logging.getLogger(__name__)
 
 
 def goal_key(goal: Sequence[Sequence] | None) -> frozenset | None:
-    """A goal as an order-free set: ``["stacked", [a, b]]`` becomes ``("stacked", frozenset({a, b}))``."""
-    if goal is None:
-        return None
-    out = set()
-    for p in goal:
-        if p[0] == "stacked":
-            out.add(("stacked", frozenset(p[1])))
-        else:
-            out.add(tuple(x if isinstance(x, str) else tuple(x) for x in p))
-    return frozenset(out)
+    """A goal as an order-free set (``embodied.world.predicates.canonical_goal``)."""
+    return None if goal is None else frozenset(canonical_goal(goal))
 
 
 def same_goal(a: Sequence[Sequence] | None, b: Sequence[Sequence] | None) -> bool:
-    """Equal as sets of predicates (the measure ``eval --infer-goal`` reports)."""
-    return a is not None and b is not None and goal_key(a) == goal_key(b)
+    """The same goal (``embodied.world.predicates.same_goal``: sets of predicates, points to within 1 cm)."""
+    return a is not None and b is not None and world_same_goal(a, b)
 
 
 @dataclass
@@ -54,6 +50,7 @@ class Item:
     objects: list[str]
     goal: list | None
     family: str = ""
+    positions: dict[str, tuple[float, float]] | None = None  # where the objects start (spatial referents)
 
 
 @dataclass
@@ -100,7 +97,8 @@ def items_from_file(path: str | Path) -> list[Item]:
             f"{c} bowl" for c in scene.get("bowls", [])
         ]
         goal = None if d.get("expect") == "cannot" else d["goal"]
-        out.append(Item(str(d.get("id", lineno)), d["instruction"], objects, goal, d.get("family") or ""))
+        positions = initial_positions(SceneSpec(scene.get("blocks", []), scene.get("bowls", [])), d.get("seed", 0))
+        out.append(Item(str(d.get("id", lineno)), d["instruction"], objects, goal, d.get("family") or "", positions))
     return out
 
 
@@ -113,7 +111,7 @@ def evaluate(items: Sequence[Item], reader: GoalReader) -> Report:
     rep = Report()
     for it in items:
         t0 = time.perf_counter()
-        reading = reader.read(it.instruction, it.objects)
+        reading = reader.read(it.instruction, it.objects, it.positions)
         rep.seconds += time.perf_counter() - t0
         rep.n += 1
         if it.goal is None:

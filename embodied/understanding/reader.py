@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from embodied.understanding import lexicon as lx
+from embodied.understanding import spatial as sp
 from embodied.understanding.parse import CLAUSE_VERBS, NP, Chunk, chunk, injection, normalise
 from embodied.world.errors import PredicateError, UnknownObjectError
 from embodied.world.predicates import validate_goal
@@ -724,13 +725,13 @@ class _Interpreter:
                 "apart",
             ):
                 sentence = (
-                    f"Arranging blocks {what} is not a goal I can state yet; I can put blocks in bowls, "
-                    "on blocks, in one tower, at a corner or in the middle."
+                    f"Arranging blocks {what} is not a goal I can state yet; I can arrange blocks in a "
+                    "horizontal, vertical or diagonal line, a triangle or a square."
                 )
             elif "corners" in what:
                 sentence = (
-                    f"Putting blocks {what} leaves the choice of corner open or describes a path, which my "
-                    "goals cannot state; name one corner per block."
+                    f"Putting blocks {what} describes a path or an order, which my goals cannot state; "
+                    "name one corner per block, or say 'in different corners'."
                 )
             elif what == "out of" or what in ("off", "from"):
                 sentence = (
@@ -739,7 +740,8 @@ class _Interpreter:
             else:
                 sentence = (
                     f"The relation '{what}' is not one my goals can express yet; I can put a block in a "
-                    "bowl, on a block, in a tower, at a corner or in the middle."
+                    "bowl, on a block, in a tower, at a corner, the middle or a side of the table, left / right "
+                    "of, behind, in front of, near, far from or between objects, or a distance from one."
                 )
             raise Refusal("unsupported_relation", sentence)
 
@@ -1526,7 +1528,8 @@ def build_goal(intents: list, scene: _Scene) -> list[list]:
 
 
 def _mismatch(blocks: list[str], scene: _Scene) -> list[list]:
-    """The one assignment of blocks to bowls of other colours (one block per bowl), or a refusal."""
+    """Blocks into bowls of other colours, one block per bowl: the one assignment, or the choice left open
+    (``different`` + ``not_in``) when several fit; a refusal when none does."""
     bowls = [_name(c, "bowl") for c in scene.bowls]
     sols: list[list[str]] = []
 
@@ -1541,14 +1544,15 @@ def _mismatch(blocks: list[str], scene: _Scene) -> list[list]:
                 search(i + 1, used + [w])
 
     search(0, [])
+    if not sols and len(blocks) > len(bowls) and all(any(w.split()[0] != b.split()[0] for w in bowls)
+                                                     for b in blocks):
+        # more blocks than bowls: each block in some bowl of another colour, bowls shared
+        return [["one_of", b, [w for w in bowls if w.split()[0] != b.split()[0]]] for b in blocks]
     if not sols:
         raise Refusal("impossible_count", "There are not enough bowls of other colours for every block.")
-    if len(sols) > 1:
-        raise Refusal(
-            "ambiguous",
-            "More than one way to put the blocks in bowls of other colours fits; my goals "
-            "cannot leave that choice open, so say which block goes where.",
-        )
+    if len(sols) > 1:  # the choice stays open: each block in a different bowl, none in its own colour's
+        return [["different", list(blocks), bowls]] + [
+            ["not_in", b, _name(b.split()[0], "bowl")] for b in blocks if _name(b.split()[0], "bowl") in bowls]
     return [["in", b, w] for b, w in zip(blocks, sols[0], strict=True)]
 
 
@@ -1668,15 +1672,24 @@ class GoalReader:
         self.lm = lm
         self.config = config or ReaderConfig()
         self._calibration: dict[tuple[str, ...], list[float]] = {}  # content-free scores per option set
+        self._positions: Mapping[str, tuple[float, float]] | None = None
+        self._inside_spatial = False
 
-    def read(self, instruction: str, objects: Sequence[str]) -> Reading:
-        """The goal ``instruction`` asks for on a table holding ``objects`` ("red block", "green bowl")."""
+    def read(self, instruction: str, objects: Sequence[str],
+             positions: Mapping[str, tuple[float, float]] | None = None) -> Reading:
+        """The goal ``instruction`` asks for on a table holding ``objects`` ("red block", "green bowl");
+        ``positions`` (object -> table x, y in metres) lets it resolve referents by place ("the block closest to
+        the blue bowl") and moves by a distance from where a block is."""
         try:
             scene = _Scene.of(objects)
         except UnknownObjectError as e:
             raise UnknownObjectError(f"GoalReader.read: the scene lists a bad object name: {e}") from e
+        self._positions = positions
         try:
             return self._read(instruction, scene)
+        except sp.SpatialRefusal as r:
+            log.debug("refused %r: %s (%s)", instruction, r.sentence, r.category)
+            return _refused(r.category, r.sentence)
         except Refusal as r:
             log.debug("refused %r: %s (%s)", instruction, r.sentence, r.category)
             return _refused(r.category, r.sentence)
@@ -1691,15 +1704,7 @@ class GoalReader:
             raise Refusal(
                 "point",
                 f"The instruction gives a place as coordinates ('{m.group(0)}'); the goal reader "
-                "names only the corners and the middle.",
-            )
-        m = _DISTANCE.search(instruction)
-        if m is not None:
-            raise Refusal(
-                "unsupported_relation",
-                f"Distances ('{m.group(0)}') are not something my goals can state "
-                "yet; I can put a block in a bowl, on a block, in a tower, at a "
-                "corner or in the middle.",
+                "names places by words (corners, sides, the middle, or relative to objects).",
             )
         inj = injection(instruction)
         if inj is not None:
@@ -1723,6 +1728,17 @@ class GoalReader:
             )
         if not any(w.isalpha() for w in toks.words):
             raise Refusal("nonsense", "The instruction has no words I can read.")
+        if not self._inside_spatial:
+            spatial = self._spatial(" ".join(toks.words), scene)
+            if spatial is not None:
+                return spatial
+        m = _DISTANCE.search(instruction)
+        if m is not None:
+            raise Refusal(
+                "unsupported_relation",
+                f"I could not place the distance ('{m.group(0)}'): I read distances to the left / right / top / "
+                "bottom of an object or of where a block is now.",
+            )
         chunks = chunk(toks.words)
         reading = _Reading()
         for bad, good in toks.fixes:
@@ -1786,6 +1802,57 @@ class GoalReader:
         return Reading(
             goal, "", round(reading.confidence, 4), ((goal, reading.confidence),), "", tuple(reading.notes)
         )
+
+    # -- spatial language (embodied.understanding.spatial) ----------------------------------------------------
+
+    def _inner(self, text: str, scene: _Scene) -> Reading:
+        """The grammar's reading of ``text`` without the spatial pass (refusals raised)."""
+        self._inside_spatial = True
+        try:
+            reading = self._read(text, scene)
+        finally:
+            self._inside_spatial = False
+        if reading.goal is None:
+            raise Refusal(reading.category, reading.reason)
+        return reading
+
+    def _ref_of(self, phrase: str, scene: _Scene) -> str | None:
+        """The object (or named location) a phrase names, read by the grammar as the target of a probe block."""
+        words = phrase.split()
+        for probe in sorted(scene.blocks, key=lambda b: b in words):  # blocks the phrase may name, last
+            try:
+                reading = self._inner(f"put the {probe} block on {phrase}", scene)
+            except Refusal:
+                continue
+            targets = [p[2] for p in reading.goal if p[0] in ("in", "on", "at") and p[1] == f"{probe} block"]
+            if len(targets) == 1:
+                return targets[0]
+        return None
+
+    def _spatial(self, text: str, scene: _Scene) -> Reading | None:
+        """Referents by position and one spatial place (see ``embodied.understanding.spatial``); None when the
+        text has neither."""
+        names = [_name(c, "block") for c in scene.blocks] + [_name(c, "bowl") for c in scene.bowls]
+        resolved = sp.resolve_referents(text, names, self._positions, lambda ph: self._ref_of(ph, scene))
+        found = sp.find_place(resolved)
+        if found is None:
+            return None if resolved == text else self._inner(resolved, scene)
+        place, template = found
+        where = sp.placeholder(template)
+        reading = self._inner(template.replace("{PLACE}", f"in the {where}"), scene)
+        refs = []
+        for phrase in place.refs:
+            ref = self._ref_of(phrase, scene)
+            if ref is None:
+                raise Refusal("unknown_object", f"I could not tell which object '{phrase}' is.")
+            refs.append(ref)
+        goal = sp.apply_place(reading.goal, place, where, refs, names, self._positions)
+        try:
+            validate_goal(goal, names)
+        except (PredicateError, UnknownObjectError) as e:
+            log.warning("spatial reading built an invalid goal for %r: %s", text, e)
+            raise Refusal("low_confidence", "I could not turn the instruction into a goal I can check.") from e
+        return Reading(goal, "", reading.confidence, ((goal, reading.confidence),), "", reading.notes)
 
     # -- the language model ----------------------------------------------------------------------------------
 

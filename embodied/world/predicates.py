@@ -233,18 +233,47 @@ def point_phrase(text: str) -> str:
 
 
 def canonical_goal(goal: Sequence[Sequence]) -> tuple:
-    """A goal as a set of predicates, order-free (a ``stacked`` list as a set too), for comparing goals."""
+    """A goal as a set of predicates, order-free (lists of objects or places as sets too; an offset's
+    ``[dx, dy]`` keeps its order), for comparing goals."""
     out = set()
     for pred in goal:
         head, *args = pred
-        out.add((head, *(tuple(sorted(a)) if isinstance(a, list | tuple) and head == "stacked" else
-                         tuple(a) if isinstance(a, list | tuple) else a for a in args)))
+        out.add((head, *(tuple(sorted(a)) if isinstance(a, list | tuple) and all(isinstance(x, str) for x in a)
+                         else tuple(a) if isinstance(a, list | tuple) else a for a in args)))
     return tuple(sorted(out, key=repr))
 
 
+POINT_SAME = 0.01  # two goals' points closer than this (metres) ask for the same place
+
+
 def same_goal(a: Sequence[Sequence], b: Sequence[Sequence]) -> bool:
-    """Two goals ask for the same thing: equal as sets of predicates, up to order."""
-    return canonical_goal(a) == canonical_goal(b)
+    """Two goals ask for the same thing: equal as sets of predicates, up to order, with table points equal to
+    within ``POINT_SAME`` (a point read off perceived positions differs from one computed off the layout by the
+    millimetres physics settled the objects)."""
+    ca, cb = canonical_goal(a), canonical_goal(b)
+    if ca == cb:
+        return True
+    if len(ca) != len(cb):
+        return False
+    rest = list(cb)
+    for p in ca:
+        match = next((q for q in rest if _same_pred(p, q)), None)
+        if match is None:
+            return False
+        rest.remove(match)
+    return True
+
+
+def _same_pred(p: tuple, q: tuple) -> bool:
+    if p == q:
+        return True
+    if not (len(p) == len(q) == 3 and p[0] == q[0] == "at" and p[1] == q[1] and is_point(p[2]) and is_point(q[2])):
+        return False
+    try:
+        (x1, y1), (x2, y2) = parse_point(p[2]), parse_point(q[2])
+    except ValueError:
+        return False
+    return abs(x1 - x2) < POINT_SAME and abs(y1 - y2) < POINT_SAME
 
 
 def describe_goal(goal: Sequence[Sequence]) -> str:

@@ -296,7 +296,7 @@ def _grid(step: float = 0.02) -> list[Point]:
     return [(float(x), float(y)) for x in xs for y in ys if in_reach((x, y))]
 
 
-_GRID = _grid()
+_GRID = _grid() + list(LOCATIONS.values())  # the named locations themselves too (a block there is at both)
 
 
 def _ideal(pred: Sequence, state: SymbolicState, block: str) -> Point | None:
@@ -326,7 +326,7 @@ def _free(p: Point, taken: Sequence[Point], state: SymbolicState, fixed: Sequenc
     """``p`` is clear of the points already chosen, the bowls and the blocks that stay where they are."""
     if not in_reach(p):
         return False
-    if any(0.003 < math.dist(p, q) < AT_XY_TOL + 0.01 for q in LOCATIONS.values()):
+    if any(0.003 < math.dist(p, q) < AT_XY_TOL + 0.002 for q in LOCATIONS.values()):
         return False  # a planner could take it for the named location, which lies centimetres off
     if any(math.dist(p, q) < POINT_CLEARANCE + 0.015 for q in taken):
         return False
@@ -500,7 +500,7 @@ def _place(movers: list[str], preds: list[list], concrete: list[list], anchor: d
             cur = [position(state, b) for b in blocks]
             ok = [c for c in cur if c is not None]
             targets = [tuple(np.mean(np.asarray(ok), axis=0)) if ok else (0.5 * sum(WORKSPACE_X), 0.0)]
-        centres = sorted(_GRID, key=lambda g: math.dist(g, targets[0]))
+        centres = [tuple(targets[0])] + sorted(_GRID, key=lambda g: math.dist(g, targets[0]))
         n = len(blocks)
         sizes = [0.10, 0.08, 0.12] if sp[0] == "line" and n <= 4 else [0.08, 0.10] if sp[0] == "line" else [0.12, 0.10]
         layouts = []
