@@ -15,6 +15,7 @@ documented there); turning an instruction into a checkable goal is ``GoalReader.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from embodied.understanding.lexicon import BOWL_NOUNS
 from embodied.understanding.parse import chunk, normalise
 from embodied.understanding.reader import CERTAIN
 from embodied.world.errors import TaskError
-from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, object_name
+from embodied.world.scene import COLOR_NAMES, MAX_BLOCKS, MAX_BOWLS, SceneState, object_name
 from embodied.world.tasks import SceneSpec
 
 _READER = GoalReader(lm=None)
@@ -45,12 +46,19 @@ def mentioned_objects(instruction: str) -> list[str]:
     return out
 
 
-def cannot_reason(instruction: str, present: list[str]) -> str | None:
-    """A sentence saying why the instruction cannot be carried out on this table, or None."""
-    reading = _READER.read(instruction, present)
+def cannot_reason(instruction: str, present: list[str],
+                  positions: Mapping[str, tuple[float, float]] | None = None) -> str | None:
+    """A sentence saying why the instruction cannot be carried out on this table (whose objects stand at
+    ``positions``, for referents by place), or None."""
+    reading = _READER.read(instruction, present, positions)
     if reading.refused and reading.category in CERTAIN:
         return reading.reason
     return None
+
+
+def positions(state: SceneState) -> dict[str, tuple[float, float]]:
+    """Every object's table (x, y), as the goal reader takes them."""
+    return {n: (float(o.position[0]), float(o.position[1])) for n, o in state.objects.items()}
 
 
 def scene_for(instruction: str, rng: np.random.Generator, distractors: int = 1) -> SceneSpec:

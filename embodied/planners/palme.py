@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embodied.grounding import AffordanceProvider, make_affordance
-from embodied.instructions import cannot_reason
+from embodied.instructions import cannot_reason, positions
 from embodied.llm.base import LanguageModel
 from embodied.planners.base import Decision, ScoredOption, option, saycan_combine
 from embodied.planners.guard import GoalGuard
@@ -179,7 +179,7 @@ class PalmEPlanner:
             raise EmbodiedError("the palme planner reads sensors: step(state, obs) needs obs (rgb, points, proprio); "
                                 "run episodes with sensing (embodied.runtime.sensing.Sensing)")
         if not self.history:
-            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
+            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls, positions(state))
             if reason is not None:
                 return Decision(None, reason=reason)
         if self.guard.satisfied(state):  # the goal holds on what the robot sees: stop without asking the model

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from embodied.grounding import AffordanceProvider, make_affordance
-from embodied.instructions import cannot_reason
+from embodied.instructions import cannot_reason, positions
 from embodied.llm.base import LanguageModel, load_language_model
 from embodied.planners.base import Decision, ScoredOption, option, saycan_combine
 from embodied.planners.guard import GoalGuard
@@ -125,7 +125,7 @@ class SayCanPlanner:
         if self.task is None:
             raise EmbodiedError("SayCanPlanner.step called before reset(task)")
         if not self.history:
-            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls)
+            reason = cannot_reason(self.task.instruction, state.blocks + state.bowls, positions(state))
             if reason is not None:
                 return Decision(None, reason=reason)
         if self.guard.satisfied(state):  # the goal holds on what the robot sees: stop without asking the model

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from embodied.instructions import positions
 from embodied.planners.base import Decision, Planner
 from embodied.runtime.sensing import Sensing
 from embodied.world.predicates import describe, describe_goal, goal_satisfied, goal_values, same_goal
@@ -149,8 +150,7 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
     goal = list(task.goal)
     if reader is not None and (infer_goal or not task.goal):
         t_read = time.perf_counter()
-        reading = reader.read(task.instruction, list(state.objects),
-                              {n: (float(o.position[0]), float(o.position[1])) for n, o in state.objects.items()})
+        reading = reader.read(task.instruction, list(state.objects), positions(state))
         result.extra["reading"] = {**reading.to_dict(), "seconds": round(time.perf_counter() - t_read, 3)}
         if reading.goal is None:
             result.outcome, result.reason = "cannot", reading.reason

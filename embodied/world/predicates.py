@@ -73,7 +73,7 @@ def _check_object(name: object, kind: str, names: Iterable[str] | None, where: s
         raise PredicateError(f"{where}: expected a {what}, got {name!r}")
     if kind == "location":
         if name not in LOCATIONS and name not in REGIONS:
-            raise UnknownObjectError(f"{where}: unknown location {name!r}{suggest(name, LOCATION_NAMES)}; "
+            raise UnknownObjectError(f"{where}: unknown location {name!r}{suggest(name, LOCATION_NAMES + REGION_NAMES)}; "
                                      f"locations: {', '.join(LOCATION_NAMES + REGION_NAMES)}")
         return
     if kind == "ref":  # a block, a bowl or a named location

@@ -238,7 +238,8 @@ def spatial_holds(pred: Sequence, state: SymbolicState, slack: float = 0.0) -> b
         if length < 1e-6:
             return False
         t = float((np.asarray(p) - a) @ seg) / length**2
-        perp = abs(float(np.cross(seg, np.asarray(p) - a))) / length
+        v = np.asarray(p) - a
+        perp = abs(float(seg[0] * v[1] - seg[1] * v[0])) / length
         return BETWEEN_T[0] + slack <= t <= BETWEEN_T[1] - slack and perp <= BETWEEN_PERP - slack / 2
     raise ValueError(f"unknown spatial predicate {head!r}")
 
