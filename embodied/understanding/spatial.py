@@ -28,6 +28,7 @@ from embodied.world.spatial import DIRECTIONS, REL_MIN
 
 Positions = Mapping[str, tuple[float, float]]
 CORNERS = tuple(x for x in LOCATIONS if x.endswith("corner"))
+TIE = 0.005  # referents closer than this in the measure that picks them are a tie (refused as ambiguous)
 _PLACEHOLDERS = ("middle", "bottom right corner", "bottom left corner", "top right corner", "top left corner")
 
 _NUMS = {k: float(v) for k, v in lx.NUMBERS.items() if k not in ("single", "pair", "couple", "dozen")}
@@ -166,7 +167,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         d = sorted((math.dist(LOCATIONS[c], q), c) for c in CORNERS)
         if far:
             d = d[::-1]
-        if abs(d[0][0] - d[1][0]) < 0.02:
+        if abs(d[0][0] - d[1][0]) < TIE:
             raise SpatialRefusal("ambiguous", f"Two corners are about as {m.group('sup')} to the {r}; say which.")
         return d[0][1]
     target_kind = _kind_of(m.group("kind")) if m.group("kind") != "one" else "block"
@@ -180,7 +181,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
             d = d[::-1]
         if not d:
             raise SpatialRefusal("absent_object", f"There is no other {target_kind} here.")
-        if len(d) > 1 and abs(d[0][0] - d[1][0]) < 0.02:
+        if len(d) > 1 and abs(d[0][0] - d[1][0]) < TIE:
             raise SpatialRefusal("ambiguous", f"Two {target_kind}s are about as {m.group('sup')} to the {r}.")
         return d[0][1]
     if kind in ("nth", "most"):
@@ -193,7 +194,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         coords = sorted(sign * pos(n)[axis] for n in pool)
         i = k if k >= 0 else len(order) - 1
         near = [abs(coords[i] - coords[j]) for j in (i - 1, i + 1) if 0 <= j < len(coords)]
-        if near and min(near) < 0.02:
+        if near and min(near) < TIE:
             raise SpatialRefusal("ambiguous", f"Two {target_kind}s are level from the {side}; say which.")
         return order[k]
     # direction
