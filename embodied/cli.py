@@ -568,11 +568,11 @@ def cmd_eval_vqa(args: argparse.Namespace) -> int:
 
 
 TRAINERS = {"planner": "embodied.training.planner", "palme": "embodied.training.palme",
-            "grounding": "embodied.training.grounding"}
+            "grounding": "embodied.training.grounding", "code": "embodied.training.code"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`embodied train planner|palme|grounding ARGS`: each trainer's own `main(argv)` parses the rest."""
+    """`embodied train planner|palme|grounding|code ARGS`: each trainer's own `main(argv)` parses the rest."""
     import importlib
 
     return int(importlib.import_module(TRAINERS[args.what]).main(args.rest) or 0)

@@ -254,7 +254,12 @@ def near_far(rng: np.random.Generator) -> Draft:
 
 
 def between(rng: np.random.Generator) -> Draft:
-    """One block between two objects."""
+    """One block between two bowls or two blocks."""
+    if rng.random() < 0.5:
+        b, c1, c2 = _colors(rng, 3)
+        instruction = _pick(rng, (f"put the {b} block between the {c1} block and the {c2} block",
+                                  f"place the {b} block in between the {c1} and {c2} blocks"))
+        return Draft(instruction, [b, c1, c2], [], [["between", f"{b} block", f"{c1} block", f"{c2} block"]])
     (b,), (w1, w2) = _colors(rng, 1), _colors(rng, 2)
     instruction = _pick(rng, (f"put the {b} block between the {w1} bowl and the {w2} bowl",
                               f"place the {b} block in between the {w1} and {w2} bowls",
@@ -507,7 +512,7 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
 
 
 def _generate_spatial(family: str, seed: int, rng: np.random.Generator, n_distractors: int | None,
-                      attempts: int = 40) -> Task:
+                      attempts: int = 200) -> Task:
     """Draw until the goal is determinate on the seed's layout and the goal realisation places it there."""
     from embodied.world.predicates import point_goals
     from embodied.world.spatial import realize

@@ -26,12 +26,13 @@ class CheckpointError(EmbodiedError):
     """A missing, corrupt or mismatched checkpoint."""
 
 
-def adapter_folder(spec: str, llm: str) -> Path | None:
-    """The adapter folder an ``adapter`` option names: "none" -> None, "default" -> the shipped planner adapter
-    (None for another model than the one it was trained on), anything else -> that folder."""
+def adapter_folder(spec: str, llm: str, default: str = PLANNER_ADAPTER.name) -> Path | None:
+    """The adapter folder an ``adapter`` option names: "none" -> None, "default" -> the shipped adapter called
+    ``default`` in ``policies/`` (None for another model than the one it was trained on), anything else -> that
+    folder."""
     if spec == "none" or (spec == "default" and llm != PLANNER_ADAPTER_LLM):
         return None
-    return PLANNER_ADAPTER if spec == "default" else Path(spec)
+    return Path(__file__).parent / default if spec == "default" else Path(spec)
 
 
 @dataclass

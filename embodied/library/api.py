@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from embodied.library.executor import SkillAbort
+from embodied.world import spatial
 from embodied.world.errors import EmbodiedError
 from embodied.world.scene import LOCATION_NAMES, SceneState
 from embodied.world.symbolic import SymbolicState, abstract
@@ -21,7 +23,8 @@ from skills.robot import Robot
 log = logging.getLogger(__name__)
 
 PRIMITIVES: tuple[str, ...] = api_skill_names()  # the registry's skills that skill code may call
-QUERIES = ("blocks", "bowls", "locations", "held", "on", "base", "is_clear", "contents")
+QUERIES = ("blocks", "bowls", "locations", "held", "on", "base", "is_clear", "contents",
+           "position", "distance", "corners", "free_point", "arrangement")
 if set(PRIMITIVES) & set(QUERIES):
     raise EmbodiedError(f"skills {sorted(set(PRIMITIVES) & set(QUERIES))} clash with the API's queries: "
                         "rename them")
@@ -77,6 +80,34 @@ class _Queries:
         sym = self._sym()
         return [b for b in sym.support if sym.base(b) == bowl]
 
+    # geometry (table points are [x, y] in metres: +x the far side, "top"; +y the robot's left)
+    def position(self, name: str) -> list[float] | None:
+        """Where a block, bowl, named location or side ("left side") is, [x, y]; None when unknown or held."""
+        p = spatial.position(self._sym(), name)
+        return None if p is None else [round(p[0], 3), round(p[1], 3)]
+
+    def distance(self, a: str, b: str) -> float | None:
+        """Metres between two objects' or places' positions (None when either has none)."""
+        p, q = self.position(a), self.position(b)
+        return None if p is None or q is None else round(math.dist(p, q), 3)
+
+    def corners(self) -> list[str]:
+        """The four corner locations."""
+        return [n for n in LOCATION_NAMES if n.endswith("corner")]
+
+    def free_point(self, x: float, y: float) -> list[float] | None:
+        """The point nearest (x, y) where a block can be set down (clear of bowls and blocks); None if none."""
+        p = spatial.free_point(self._sym(), (float(x), float(y)))
+        return None if p is None else [round(p[0], 3), round(p[1], 3)]
+
+    def arrangement(self, shape: str, n: int, x: float, y: float, orientation: str = "any") -> list | None:
+        """``n`` free points forming a "line" (orientation "horizontal", "vertical", "diagonal" or "any"),
+        "triangle" (n = 3) or "square" (n = 4), centred as near (x, y) as the table allows; None if none fit."""
+        if shape not in ("line", "triangle", "square") or not isinstance(n, int) or not 2 <= n <= 6:
+            raise SkillAbort(f"arrangement: shape is line, triangle or square and n 2-6, got {shape!r}, {n!r}")
+        pts = spatial.arrangement_points(shape, n, self._sym(), (float(x), float(y)), orientation)
+        return None if pts is None else [[x_, y_] for x_, y_ in pts]
+
     # the primitives: each backend carries them out in ``_call``
     def _call(self, name: str, **args: str) -> None:
         raise NotImplementedError
@@ -93,11 +124,22 @@ class _Queries:
             if len(args) > len(fields) or any(f in kwargs for f in fields[:len(args)]):
                 raise SkillAbort(f"{name} takes ({', '.join(fields)}); got {len(args)} positional arguments "
                                  f"and {sorted(kwargs) or 'no'} keywords")
-            self._call(name, **dict(zip(fields, args, strict=False)), **kwargs)
+            given = {**dict(zip(fields, args, strict=False)), **kwargs}
+            self._call(name, **{k: _text(v) for k, v in given.items()})
 
         primitive.__name__ = name
         primitive.__doc__ = skill.description
         return primitive
+
+
+def _text(value: object) -> str:
+    """A primitive's argument as the skill-call text it takes: a point [x, y] becomes "x,y"."""
+    if isinstance(value, list | tuple) and len(value) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return f"{float(value[0]):.3f},{float(value[1]):.3f}"
+    if value is None:
+        raise SkillAbort("a primitive was given None (a query found nothing: no free point, no such object)")
+    return str(value)
 
 
 class LiveAPI(_Queries):

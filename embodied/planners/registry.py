@@ -14,6 +14,7 @@ PLANNERS: dict[str, str] = {
     "palme": "embodied.planners.palme:PalmEPlanner",
     "oracle": "embodied.planners.oracle:OracleAgent",
     "goal": "embodied.planners.goal:GoalPlanner",
+    "code": "embodied.planners.code:CodePlanner",
 }
 
 

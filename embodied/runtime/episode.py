@@ -177,8 +177,10 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
                                     max_steps=max(task.max_steps, default_max_steps(plan_goal)))
     if plan_goal != goal:
         result.extra["realized_goal"] = plan_goal
-    if "inferred_goal" in result.extra or plan_goal != goal:  # the planner reads the goal it pursues, in the
-        plan_task.instruction = describe_goal(plan_goal)      # wording it knows (spatial goals: their points)
+    reads_instruction = getattr(planner, "reads_instruction", False)  # code planners read what was said
+    if ("inferred_goal" in result.extra or plan_goal != goal) and not reads_instruction:
+        # the planner reads the goal it pursues, in the wording it knows (spatial goals: their points)
+        plan_task.instruction = describe_goal(plan_goal)
         result.extra["planner_request"] = plan_task.instruction
     planner.reset(plan_task)
     rerealize = 2
@@ -224,7 +226,8 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
             if again is not None and again != plan_goal:
                 plan_goal = again
                 result.extra.setdefault("rerealized_goals", []).append(again)
-                plan_task = dataclasses.replace(plan_task, goal=again, instruction=describe_goal(again))
+                plan_task = dataclasses.replace(plan_task, goal=again, instruction=plan_task.instruction
+                                                if reads_instruction else describe_goal(again))
                 planner.reset(plan_task)
                 row["note"] = "the spatial goal is unmet where its places hold: places chosen again"
                 continue
@@ -293,6 +296,9 @@ def run_on_robot(robot: Robot, task: Task, planner: Planner, *, on_step: StepHoo
         if on_step:
             on_step(i, decision, outcome)
     result.goal = list(task.goal) if task.goal else goal
+    info = getattr(planner, "episode_info", None)
+    if callable(info):  # what a planner keeps of the episode (a code planner: its programs)
+        result.extra.update(info())
     return _finish(result, robot, start_steps, t0, judge, planner, planner_seconds, said_done)
 
 
@@ -362,6 +368,8 @@ def _run_library_skill(robot: Robot, decision: Decision, planner: Planner, resul
         result.steps.append({"step": i, **decision.call.to_dict(), "text": inst.text(),
                              "result": failed.to_dict(), "via": inst.record.name})
         planner.feedback(decision.call, failed, robot.observe())
+    elif not outcome.success and result.steps[-1]["result"]["success"]:  # the code failed after good steps
+        planner.feedback(decision.call, SkillResult(False, outcome.reason), robot.observe())
     result.extra.setdefault("library_skills", []).append(
         {"step": i, "skill": inst.record.name, "args": inst.binding, "success": outcome.success,
          "reason": outcome.reason})

@@ -101,8 +101,9 @@ def _vector(head: str, metres: float) -> tuple[float, float]:
 # -- referents --------------------------------------------------------------------------------------------------
 
 def resolve_referents(text: str, names: Sequence[str], positions: Positions | None,
-                      ref_of: Callable[[str], str | None]) -> str:
-    """``text`` with every positional referent replaced by the object's name ("the red block")."""
+                      ref_of: Callable[[str], str | None], trace: list | None = None) -> str:
+    """``text`` with every positional referent replaced by the object's name ("the red block"); ``trace``
+    gets ``(kind, match, name)`` for each, in order."""
     patterns: list[tuple[str, re.Pattern[str]]] = [
         ("corner", re.compile(r"\bthe (?P<what>corner|side) (?:that is |which is )?(?P<sup>closest|nearest|"
                               r"farthest|furthest) (?:away )?(?:to|from) " + _REF)),
@@ -128,6 +129,8 @@ def resolve_referents(text: str, names: Sequence[str], positions: Positions | No
                 raise SpatialRefusal("unsupported_relation", f"'{m.group(0)}' picks an object by where it is, and "
                                      "I was not given where the objects are.")
             name = _pick(kind, m, names, positions, ref_of)
+            if trace is not None:
+                trace.append((kind, m, name))
             after = m.groupdict().get("after") or ""
             text = text[:m.start()] + "the " + name + after + text[m.end():]
             break

@@ -35,6 +35,8 @@ LEARN = SeedRange(3_000_000, 4_000_000, "skill-library learning tasks")
 VERIFY = SeedRange(4_000_000, 5_000_000, "skill-library verification tables")
 GOAL_TRAIN = SeedRange(5_000_000, 6_000_000, "instruction-to-goal training pairs")
 PALME_TRAIN = SeedRange(6_000_000, 7_000_000, "PaLM-E training episodes")
+CODE_TRAIN = SeedRange(7_000_000, 8_000_000, "Code-as-Policies program-writing training tasks")
 
 SEED_RANGES: tuple[SeedRange, ...] = (GROUNDING_TRAIN, EVALUATION, DETECTION_HELDOUT, GROUNDING_HELDOUT,
-                                      VQA_HELDOUT, EXAMPLES, PLANNER_TRAIN, LEARN, VERIFY, GOAL_TRAIN, PALME_TRAIN)
+                                      VQA_HELDOUT, EXAMPLES, PLANNER_TRAIN, LEARN, VERIFY, GOAL_TRAIN, PALME_TRAIN,
+                                      CODE_TRAIN)

@@ -366,6 +366,36 @@ def _shape_points(head: str, n: int, centre: Point, size: float, turn: int, orie
             for i in range(k)]
 
 
+def free_point(state: SymbolicState, p: Point) -> Point | None:
+    """The point nearest ``p`` where a block can be set down: in reach, clear of bowls and of every block now on
+    the table (and not taken for a named location a few centimetres off); None when none is."""
+    blocks = [b for b in state.support if on_table(state, b)]
+    for g in [p] + sorted(_GRID, key=lambda g: math.dist(g, p)):
+        if _free(g, [], state, blocks):
+            return g
+    return None
+
+
+def arrangement_points(kind: str, n: int, state: SymbolicState, centre: Point, orientation: str = "any"
+                       ) -> list[Point] | None:
+    """Points for ``n`` blocks in a line (of ``orientation``), triangle or square, centred as near ``centre`` as
+    the table allows, every point clear of bowls and of every block now on the table; None when none fit."""
+    blocks = [b for b in state.support if on_table(state, b)]
+    sizes = [0.10, 0.08, 0.12] if kind == "line" and n <= 4 else [0.08, 0.10] if kind == "line" else [0.12, 0.10]
+    for c in [centre] + sorted(_GRID, key=lambda g: math.dist(g, centre)):
+        for size in sizes:
+            for turn in range(4 if kind != "line" or orientation == "diagonal" else 1):
+                pts = _shape_points(kind, n, c, size, turn, orientation)
+                if not all(_free(q, pts[:k], state, blocks) for k, q in enumerate(pts)):
+                    continue
+                arr = np.asarray(pts)
+                ok = (line_ok(arr, orientation, SLACK) if kind == "line" else
+                      triangle_ok(arr, SLACK) if kind == "triangle" else square_ok(arr, SLACK))
+                if ok:
+                    return [(round(x, 3), round(y, 3)) for x, y in pts]
+    return None
+
+
 def _choices(goal: Sequence[Sequence], state: SymbolicState) -> list[list[list]]:
     """The concrete ``in`` / ``at`` predicates each way of meeting the goal's choices gives, those that keep
     blocks where they already are first (at most 64 ways)."""
