@@ -79,7 +79,7 @@ class Program:
 def outcome_kind(reason: str) -> str:
     """A run's or check's failure as one category, for reports: parse / rule / budget / error / primitive /
     goal_unmet / empty."""
-    if not reason:
+    if not reason or reason == "ok":
         return "ok"
     if reason.startswith("parse:") or "SyntaxError" in reason or "syntax" in reason:
         return "parse"
@@ -193,11 +193,12 @@ class CodePlanner:
 
 
 def _body(text: str) -> str:
-    """The model's continuation as a function body: lines indented by four spaces, blank lines dropped."""
+    """The model's continuation as a function body: the first line indented four spaces, the rest as written up
+    to the first line back at the top level (the function has ended there); blank lines dropped."""
     lines = [ln.rstrip() for ln in text.split("\n") if ln.strip()]
-    out = []
-    for ln in lines:
+    out = ["    " + lines[0].lstrip()] if lines else []
+    for ln in lines[1:]:
         if not ln.startswith((" ", "\t")):
-            break  # back at the top level: the function has ended
+            break
         out.append(ln)
     return "".join(ln + "\n" for ln in out) or "    pass\n"

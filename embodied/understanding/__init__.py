@@ -35,8 +35,11 @@ What it understands (one or more clauses; positions are free, see ``parse.py`` f
   at the bottom, then blue, then green", "from top to bottom: ...", "X at the base, Y in the middle, Z on
   top"), placed ("stack all the blocks on the bottom right corner", "... in the green bowl").
 - Matching colours: "matching bowls", "the bowl of the same colour", "with its colour", "matched colored",
-  "corresponding", "sort by colour"; mismatched: "a bowl of a different colour", "mismatched bowls" (only
-  when exactly one assignment exists, one block per bowl).
+  "corresponding", "sort by colour"; mismatched: "a bowl of a different colour", "mismatched bowls": the one
+  assignment (one block per bowl) as ``in``s when only one exists, else the choice left open (``different`` +
+  ``not_in``), or ``one_of`` per block when there are more blocks than bowls.
+- Spatial places and referents by place: ``embodied/understanding/spatial.py`` (sides, relations, distances,
+  between, near / far, lines, triangles, squares, different corners; "the block closest to ...").
 - Descriptions resolved against the objects on the table: "the forest-colored block", "the bowl the colour of
   the sky" (``lexicon.DESCRIPTORS``, ~120 things), "the light colored / dark / lightest block" (CIELAB L*:
   light = L* >= 65: yellow, cyan, orange, pink; dark = L* <= 50: red, blue, brown, purple; accepted when one
@@ -65,9 +68,10 @@ blank, punctuation (no words), prompt_injection ("ignore previous instructions",
 with "?" is a request), point (coordinates: not read yet), unknown_colour (a colour word outside the palette
 and its aliases, or a description the reader cannot resolve), unknown_object (a noun that is no block or
 bowl: "the banana", "the red cylinder", "the plate", "the cup"), absent_object (a palette object not on the
-table), bowl_move (anything that would move a bowl), unsupported_relation (next to, left/right of, behind,
-in front of, between, under, near, around, together, lines / circles / rows, sides and edges of the table,
-"on the table", different corners, distances, partial tower orders), unsupported_action (unstack, remove,
+table), bowl_move (anything that would move a bowl), unsupported_relation (under, around, together, circles and
+other shapes than lines / triangles / squares, a shape's size, "on the table", corners in an order, partial
+tower orders; sides, relations, distances, lines, triangles, squares, different corners and referents by place
+are read by ``spatial.py``), unsupported_action (unstack, remove,
 empty, throw, rotate, ...), impossible_count (more blocks than the table holds, "both green blocks" with one),
 ambiguous (a choice left open: "the corner", "a bowl" among several, "some blocks", several mismatched
 assignments), contradiction (one block in two places, blocks on each other, two blocks directly on one,

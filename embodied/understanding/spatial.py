@@ -126,7 +126,7 @@ def resolve_referents(text: str, names: Sequence[str], positions: Positions | No
             if m is None:
                 continue
             if positions is None:
-                raise SpatialRefusal("unsupported_relation", f"'{m.group(0)}' picks an object by where it is, and "
+                raise SpatialRefusal("unsupported_relation", f"The phrase '{m.group(0)}' picks an object by where it is, and "
                                      "I was not given where the objects are.")
             name = _pick(kind, m, names, positions, ref_of)
             if trace is not None:
@@ -166,12 +166,12 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         q = pos(r)
         far = m.group("sup") in ("farthest", "furthest")
         if m.group("what") == "side":
-            raise SpatialRefusal("unsupported_relation", f"'{m.group(0)}': say which side.")
+            raise SpatialRefusal("unsupported_relation", f"The phrase '{m.group(0)}' leaves the side open; say which side.")
         d = sorted((math.dist(LOCATIONS[c], q), c) for c in CORNERS)
         if far:
             d = d[::-1]
         if abs(d[0][0] - d[1][0]) < TIE:
-            raise SpatialRefusal("ambiguous", f"Two corners are about as {m.group('sup')} to the {r}; say which.")
+            raise SpatialRefusal("ambiguous", f"Two corners are about as {m.group('sup')} to the {r}, so say which.")
         return d[0][1]
     target_kind = _kind_of(m.group("kind")) if m.group("kind") != "one" else "block"
     pool = [n for n in names if n.endswith(target_kind)]
@@ -198,7 +198,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         i = k if k >= 0 else len(order) - 1
         near = [abs(coords[i] - coords[j]) for j in (i - 1, i + 1) if 0 <= j < len(coords)]
         if near and min(near) < TIE:
-            raise SpatialRefusal("ambiguous", f"Two {target_kind}s are level from the {side}; say which.")
+            raise SpatialRefusal("ambiguous", f"Two {target_kind}s are level from the {side}, so say which.")
         return order[k]
     # direction
     r = ref()
@@ -300,7 +300,7 @@ def find_place(text: str) -> tuple[Place, str] | None:
             else:
                 metres = _number(g["num"]) * _UNITS[g["unit"]]
                 if not 0.0 < metres <= 0.6:
-                    raise SpatialRefusal("unsupported_relation", f"'{m.group(0)}' is further than the table allows "
+                    raise SpatialRefusal("unsupported_relation", f"The distance in '{m.group(0)}' is further than the table allows "
                                          "(60 cm at most).")
                 place.vector = _vector(place.head, metres)
                 if kind == "offset":
@@ -412,7 +412,7 @@ def apply_place(goal: list[list], place: Place, where: str, refs: list[str], nam
             out.append(["offset", b, refs[0], list(place.vector)])
         elif place.kind == "move":
             if positions is None or b not in positions:
-                raise SpatialRefusal("unsupported_relation", f"'{place.words}' moves the {b} from where it is, and "
+                raise SpatialRefusal("unsupported_relation", f"The phrase '{place.words}' moves the {b} from where it is, and "
                                      "I was not given where it is.")
             x, y = positions[b]
             out.append(["at", b, f"{x + place.vector[0]:.3f},{y + place.vector[1]:.3f}"])
