@@ -178,6 +178,10 @@ POSITIONS = {**{k.replace("_", " "): v for k, v in BASE.items()}, "green bowl": 
     ("place the green block 15cm to the left of the red bowl", [["offset", "green block", "red bowl", [0.0, 0.15]]]),
     ("Put all the blocks in different corners",
      [["different", list(BLOCKS), [c for c in LOCATIONS if c.endswith("corner")]]]),
+    ("put each block in its own corner", [["different", list(BLOCKS), [c for c in LOCATIONS if c.endswith("corner")]]]),
+    ("line the blocks up in a row", [["line", list(BLOCKS), "horizontal"]]),
+    ("take the block nearest the blue bowl and put it in the green bowl", [["in", "red block", "green bowl"]]),
+    ("place the blue block fifteen centimeters above the red bowl", [["offset", "blue block", "red bowl", [0.15, 0.0]]]),
 ])
 def test_the_reader_states_spatial_language_as_goals(text: str, goal: list) -> None:
     reading = GoalReader().read(text, OBJECTS, POSITIONS)

@@ -28,7 +28,8 @@ from embodied.world.spatial import DIRECTIONS, REL_MIN
 
 Positions = Mapping[str, tuple[float, float]]
 CORNERS = tuple(x for x in LOCATIONS if x.endswith("corner"))
-TIE = 0.005  # referents closer than this in the measure that picks them are a tie (refused as ambiguous)
+TIE = 0.002  # referents closer than this in the measure that picks them are a tie (refused as ambiguous): five
+# times perception's mean position error (0.4 mm), so a tie is one the robot could not tell apart
 _PLACEHOLDERS = ("middle", "bottom right corner", "bottom left corner", "top right corner", "top left corner")
 
 _NUMS = {k: float(v) for k, v in lx.NUMBERS.items() if k not in ("single", "pair", "couple", "dozen")}
@@ -51,6 +52,7 @@ _MOST = {"leftmost": "left", "left most": "left", "rightmost": "right", "right m
 
 _KIND = r"(?P<kind>blocks?|cubes?|bowls?|dish|one)"
 _REF = r"(?P<ref>(?:the |a )?(?:[a-z]+ ){0,3}?(?:block|cube|bowl|dish|container|corner|middle|center)\b)"
+_REF_IT = _REF[:-1] + r"|it\b)"  # or "it": the block named last before the referent
 _NUM = r"(?P<num>\d+(?: \. \d+)?|(?:" + "|".join(sorted(_NUMS, key=len, reverse=True)) + r")(?: \. (?:" + \
     "|".join(k for k in _NUMS if _NUMS[k] < 10) + r"))?)"
 _UNIT = r"(?P<unit>" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")"
@@ -106,9 +108,9 @@ def resolve_referents(text: str, names: Sequence[str], positions: Positions | No
     gets ``(kind, match, name)`` for each, in order."""
     patterns: list[tuple[str, re.Pattern[str]]] = [
         ("corner", re.compile(r"\bthe (?P<what>corner|side) (?:that is |which is )?(?P<sup>closest|nearest|"
-                              r"farthest|furthest) (?:away )?(?:to|from) " + _REF)),
+                              r"farthest|furthest) (?:away )?(?:(?:to|from) )?" + _REF)),
         ("distance", re.compile(r"\bthe " + _KIND + r" (?:that is |which is )?(?P<sup>closest|nearest|closer|"
-                                r"farthest|furthest|farther) (?:away )?(?:to|from) " + _REF)),
+                                r"farthest|furthest|farther) (?:away )?(?:(?:to|from) )?" + _REF_IT)),
         ("nth", re.compile(r"\bthe (?P<ord>" + "|".join(_ORDINAL) + r") " + _KIND +
                            r" from the (?P<side>left|right|top|bottom)\b")),
         ("most", re.compile(r"\bthe (?P<most>" + "|".join(sorted(_MOST, key=len, reverse=True)) + r") " + _KIND)),
@@ -128,7 +130,7 @@ def resolve_referents(text: str, names: Sequence[str], positions: Positions | No
             if positions is None:
                 raise SpatialRefusal("unsupported_relation", f"The phrase '{m.group(0)}' picks an object by where it is, and "
                                      "I was not given where the objects are.")
-            name = _pick(kind, m, names, positions, ref_of)
+            name = _pick(kind, m, names, positions, ref_of, text[:m.start()])
             if trace is not None:
                 trace.append((kind, m, name))
             after = m.groupdict().get("after") or ""
@@ -144,8 +146,9 @@ def _kind_of(word: str) -> str:
 
 
 def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Positions,
-          ref_of: Callable[[str], str | None]) -> str:
-    """The object a referent picks, or a refusal naming why none or several fit."""
+          ref_of: Callable[[str], str | None], before: str = "") -> str:
+    """The object a referent picks, or a refusal naming why none or several fit; ``before`` is the text before
+    it, where "it" in "the bowl closest to it" finds the block it stands for (the last one named)."""
     import math
 
     def pos(n: str) -> tuple[float, float]:
@@ -156,7 +159,11 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         return positions[n]
 
     def ref() -> str:
-        r = ref_of(m.group("ref"))
+        phrase = m.group("ref")
+        if phrase == "it":
+            named = re.findall(r"\b(?:the|a) (?:[a-z]+ ){0,3}?(?:block|cube)\b", before)
+            phrase = named[-1] if named else phrase
+        r = ref_of(phrase)
         if r is None:
             raise SpatialRefusal("unknown_object", f"I could not tell which object '{m.group('ref')}' is.")
         return r
@@ -171,7 +178,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         if far:
             d = d[::-1]
         if abs(d[0][0] - d[1][0]) < TIE:
-            raise SpatialRefusal("ambiguous", f"Two corners are about as {m.group('sup')} to the {r}, so say which.")
+            raise SpatialRefusal("ambiguous", f"Two corners are about equally far from the {r}; say which.")
         return d[0][1]
     target_kind = _kind_of(m.group("kind")) if m.group("kind") != "one" else "block"
     pool = [n for n in names if n.endswith(target_kind)]
@@ -185,7 +192,7 @@ def _pick(kind: str, m: re.Match[str], names: Sequence[str], positions: Position
         if not d:
             raise SpatialRefusal("absent_object", f"There is no other {target_kind} here.")
         if len(d) > 1 and abs(d[0][0] - d[1][0]) < TIE:
-            raise SpatialRefusal("ambiguous", f"Two {target_kind}s are about as {m.group('sup')} to the {r}.")
+            raise SpatialRefusal("ambiguous", f"Two {target_kind}s are about equally far from the {r}; say which.")
         return d[0][1]
     if kind in ("nth", "most"):
         side = m.group("side") if kind == "nth" else _MOST[m.group("most")]
@@ -259,6 +266,7 @@ _PLACES: list[tuple[str, re.Pattern[str]]] = [
                         r"alongside) " + _REF)),
     ("different", re.compile(r"\b(?:in|on|to|into|at|onto) (?:a |the |their own |)?(?:different|separate|distinct|"
                              r"individual) (?P<what>corner|bowl)s?\b")),
+    ("different", re.compile(r"\b(?:in|on|to|into|at|onto) (?:its|their) own (?P<what>corner|bowl)s?\b")),
 ]
 
 
@@ -274,8 +282,13 @@ def find_place(text: str) -> tuple[Place, str] | None:
     if m is not None:
         np_ = m.group("np") or m.group("np2")
         orient = _orient(m.group("orient") or m.group("orient2"), "line")
+        rest = text[m.end():]
+        shape = _SHAPE.match(rest.lstrip())  # "line the blocks up in a row"
+        if shape is not None and _shape(shape.group("shape")) == "line":
+            orient = _orient(shape.group("orient"), shape.group("shape"))
+            rest = rest.lstrip()[shape.end():]
         place = Place("shape", m.group(0), shape="line", orient=orient)
-        rest = _shape_where(text[m.end():], place)
+        rest = _shape_where(rest, place)
         return place, text[:m.start()] + f"put {np_} {{PLACE}}" + rest
     m = _SHAPE.search(text)
     if m is not None:
