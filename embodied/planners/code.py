@@ -137,7 +137,8 @@ class CodePlanner:
         self.attempts = []
         self.last_failure = ""
         shots = retrieve(task.instruction, example_bank(), self.config.examples) if self.config.examples else []
-        self.prefix = HEADER + "\n" + "".join(e.text() + "\n" for e in shots)
+        # the adapter was trained on the bare request (no header, no examples): prompt it the same way
+        self.prefix = "" if self.adapter and not shots else HEADER + "\n" + "".join(e.text() + "\n" for e in shots)
         reset_stats = getattr(self.lm, "reset_stats", None)
         if reset_stats:
             reset_stats()
