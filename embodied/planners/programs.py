@@ -2,7 +2,7 @@
 generated tasks (the few-shot bank of ``--planner code`` and the pairs ``embodied train code`` fine-tunes on).
 
 A program is one function ``def program(api):`` against the skill API of ``embodied.library.api``: the
-primitives (``pick_and_place``, ``place_at``, ...), the scene queries and the geometry helpers (``position``,
+primitives (the skills the registry exposes to skill code), the scene queries and the geometry helpers (``position``,
 ``distance``, ``corners``, ``free_point``, ``arrangement``). It runs in the restricted executor with the
 library's budgets. Example programs are written from a task's goal and, for referents by place ("the block
 closest to the blue bowl"), from the instruction's wording, so they compute what the instruction says instead
@@ -23,12 +23,14 @@ from embodied.world.scene import LOCATIONS
 from embodied.world.spatial import DIRECTIONS, REGIONS
 from embodied.world.symbolic import SymbolicState, is_point, parse_point
 from embodied.world.tasks import Task
+from skills.pick_and_place import PickAndPlace
+from skills.place_at import PlaceAt
 
-HEADER = '''# Python programs for a robot arm at a table of blocks and bowls. Positions are [x, y] in metres:
-# +x is the top (far side), +y is the left. api.position(name) gives an object's or place's [x, y];
-# api.free_point(x, y) the nearest free spot; api.arrangement(shape, n, x, y, orientation) free points
-# for a line / triangle / square; api.place_at(block, point); api.pick_and_place(block, target).
-'''
+PNP, PLACE_AT = PickAndPlace.name, PlaceAt.name  # the two primitives example programs call
+HEADER = (f"# Python programs for a robot arm at a table of blocks and bowls. Positions are [x, y] in metres:\n"
+          f"# +x is the top (far side), +y is the left. api.position(name) gives an object's or place's [x, y];\n"
+          f"# api.free_point(x, y) the nearest free spot; api.arrangement(shape, n, x, y, orientation) free points\n"
+          f"# for a line / triangle / square; api.{PLACE_AT}(block, point); api.{PNP}(block, target).\n")
 GAP = {"bowl": 0.17, "block": 0.10}  # how far a relation puts a block from its reference (clear of a bowl's rim)
 FAR_GAP = 0.33  # "a lot to the left of": past the far-from distance (0.30)
 
@@ -95,7 +97,7 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
             lines += [f"x, y = api.position({_q(where)})",
                       f"points = api.arrangement({_q(p[0])}, {len(blocks)}, x, y{orient})",
                       f"for block, point in zip([{', '.join(map(_q, blocks))}], points):",
-                      "    api.place_at(block, point)"]
+                      f"    api.{PLACE_AT}(block, point)"]
             done |= {j for j, q in enumerate(goal) if j == i or (q[0] in ("centred", "at") and (
                 q[1] in blocks if isinstance(q[1], str) else set(q[1]) == set(blocks)))}
     # goals with a choice
@@ -104,12 +106,12 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
             blocks, places = list(p[1]), list(p[2])
             if all(x in LOCATIONS for x in places):
                 lines += [f"for block, corner in zip([{', '.join(map(_q, blocks))}], api.corners()):",
-                          "    api.pick_and_place(block, corner)"]
+                          f"    api.{PNP}(block, corner)"]
             elif all(b.replace("block", "bowl") in places for b in blocks) and len(blocks) >= 2:
                 lines += [f"blocks = [{', '.join(map(_q, blocks))}]",
                           'bowls = [b.replace("block", "bowl") for b in blocks]',
                           "for block, bowl in zip(blocks, bowls[1:] + bowls[:1]):",
-                          "    api.pick_and_place(block, bowl)"]
+                          f"    api.{PNP}(block, bowl)"]
             else:
                 return None
             done |= {i} | {j for j, q in enumerate(goal) if q[0] == "not_in" and q[1] in blocks}
@@ -120,8 +122,8 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
         if len(sides) == 1:
             side = sides.pop()
             order = list(t[1])
-            lines += [f"x, y = api.position({_q(side)})", f"api.place_at({_q(order[0])}, api.free_point(x, y))"]
-            lines += [f"api.pick_and_place({_q(up)}, {_q(low)})" for low, up in zip(order, order[1:], strict=False)]
+            lines += [f"x, y = api.position({_q(side)})", f"api.{PLACE_AT}({_q(order[0])}, api.free_point(x, y))"]
+            lines += [f"api.{PNP}({_q(up)}, {_q(low)})" for low, up in zip(order, order[1:], strict=False)]
             done |= {j for j, q in enumerate(goal) if q is t or (q[0] == "at" and q[1] in t[1])}
     # relations, sides, distances, one block at a time
     by_block: dict[str, list[int]] = {}
@@ -136,7 +138,7 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
     if sides and len(sides) == len(by_block) and len({p[2] for p in sides}) == 1 and len(sides) > 1:
         lines += [f"for block in [{', '.join(map(_q, [p[1] for p in sides]))}]:",
                   f"    x, y = api.position({_q(sides[0][2])})",
-                  "    api.place_at(block, api.free_point(x, y))"]
+                  f"    api.{PLACE_AT}(block, api.free_point(x, y))"]
         done |= {i for i, p in enumerate(goal) if p in sides}
         by_block = {}
     for b, idx in by_block.items():
@@ -148,23 +150,23 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
             gap = FAR_GAP if "far_from" in heads else GAP["bowl" if ref.endswith("bowl") else "block"]
             u = DIRECTIONS[rel[0]]
             ex, ey = _shift("x", "y", gap * u[0], gap * u[1])
-            lines += [f"x, y = api.position({_q(ref)})", f"api.place_at({subject(b)}, api.free_point({ex}, {ey}))"]
+            lines += [f"x, y = api.position({_q(ref)})", f"api.{PLACE_AT}({subject(b)}, api.free_point({ex}, {ey}))"]
         elif heads == {"near"}:
-            lines += [f"x, y = api.position({_q(preds[0][2])})", f"api.place_at({subject(b)}, api.free_point(x, y))"]
+            lines += [f"x, y = api.position({_q(preds[0][2])})", f"api.{PLACE_AT}({subject(b)}, api.free_point(x, y))"]
         elif heads == {"far_from"}:
             ref = preds[0][2]
             lines += [f"corner = max(api.corners(), key=lambda c: api.distance(c, {_q(ref)}))",
-                      "x, y = api.position(corner)", f"api.place_at({subject(b)}, api.free_point(x, y))"]
+                      "x, y = api.position(corner)", f"api.{PLACE_AT}({subject(b)}, api.free_point(x, y))"]
         elif heads == {"between"}:
             _, _, r1, r2 = preds[0]
             lines += [f"x1, y1 = api.position({_q(r1)})", f"x2, y2 = api.position({_q(r2)})",
-                      f"api.place_at({subject(b)}, api.free_point((x1 + x2) / 2, (y1 + y2) / 2))"]
+                      f"api.{PLACE_AT}({subject(b)}, api.free_point((x1 + x2) / 2, (y1 + y2) / 2))"]
         elif heads == {"offset"}:
             _, _, ref, (dx, dy) = preds[0]
             ex, ey = _shift("x", "y", dx, dy)
-            lines += [f"x, y = api.position({_q(ref)})", f"api.place_at({subject(b)}, [{ex}, {ey}])"]
+            lines += [f"x, y = api.position({_q(ref)})", f"api.{PLACE_AT}({subject(b)}, [{ex}, {ey}])"]
         elif heads == {"at"}:
-            lines += [f"x, y = api.position({_q(preds[0][2])})", f"api.place_at({subject(b)}, api.free_point(x, y))"]
+            lines += [f"x, y = api.position({_q(preds[0][2])})", f"api.{PLACE_AT}({subject(b)}, api.free_point(x, y))"]
         else:
             return None
         done |= set(idx)
@@ -180,12 +182,12 @@ def write_program(task: Task, state: SymbolicState | None = None) -> str | None:
             return None
         dx, dy = round(x - here[0], 2), round(y - here[1], 2)
         ex, ey = _shift("x", "y", dx, dy)
-        lines += [f"x, y = api.position({_q(p[1])})", f"api.place_at({_q(p[1])}, [{ex}, {ey}])"]
+        lines += [f"x, y = api.position({_q(p[1])})", f"api.{PLACE_AT}({_q(p[1])}, [{ex}, {ey}])"]
     if plain:
         if var == "block" and len(plain) == 1 and plain[0][1] == chosen:
-            lines.append(f"api.pick_and_place(block, {_q(plain[0][2])})")
+            lines.append(f"api.{PNP}(block, {_q(plain[0][2])})")
         elif var == "corner" and len(plain) == 1 and plain[0][2] == chosen:
-            lines.append(f"api.pick_and_place({_q(plain[0][1])}, corner)")
+            lines.append(f"api.{PNP}({_q(plain[0][1])}, corner)")
         else:
             calls = plan(state, plain)
             if calls is None:

@@ -153,7 +153,7 @@ def _check_spatial(pred: list, names: Iterable[str] | None, where: str) -> None:
                     or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in arg)
                     or not all(abs(v) <= 1.0 for v in arg)):
                 raise PredicateError(f"{where}: an offset is [dx, dy] in metres (each within 1 m), got {arg!r}")
-        elif kind == "place":
+        elif kind == "centre":
             _check_object(arg, "ref", names, where)
         else:
             _check_object(arg, kind, names, where)

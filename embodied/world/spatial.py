@@ -77,7 +77,7 @@ SPATIAL: dict[str, tuple[str, ...]] = {
     **{d: ("block", "ref") for d in DIRECTIONS}, "near": ("block", "ref"), "far_from": ("block", "ref"),
     "between": ("block", "ref", "ref"), "offset": ("block", "ref", "vector"),
     "line": ("blocks", "orientation"), "triangle": ("blocks3",), "square": ("blocks4",),
-    "centred": ("blocks", "place"), "not_in": ("block", "bowl"), "one_of": ("block", "places"),
+    "centred": ("blocks", "centre"), "not_in": ("block", "bowl"), "one_of": ("block", "places"),
     "different": ("blocks", "places"),
 }
 SHAPES = ("line", "triangle", "square")
