@@ -220,7 +220,12 @@ def _step_table(i: int, decision: Any, result: Any, top: int = 5) -> Table:
     if not ranked and decision.call is not None:
         from skills import call_text
 
-        table.add_row(call_text(decision.call), "-", "-", "-", style="bold green")
+        # a library skill or a written program is not a registered skill: it says what it is itself
+        text = decision.skill.text() if decision.skill is not None else call_text(decision.call)
+        table.add_row(text, "-", "-", "-", style="bold green")
+        if decision.note.startswith("program:"):
+            for line in decision.note.splitlines()[1:]:
+                table.add_row(line, "", "", "", style="dim")
     if result is not None:
         status = "[green]ok[/]" if result.success else f"[red]failed: {result.reason}[/]"
         table.caption = f"{status} ({result.steps} physics steps)"

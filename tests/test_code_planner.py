@@ -97,3 +97,19 @@ def test_a_written_program_runs_with_physics_and_the_episode_is_judged_on_the_go
     assert result.extra["program_outcomes"] == {"ok": 1}, (result.extra["programs"], result.steps)
     assert result.steps and all(s.get("via") == "program" for s in result.steps)
     assert task.instruction in lm.prompts[0]  # the model reads what was said, not the realised goal
+
+
+def test_the_run_table_shows_a_written_program() -> None:
+    from rich.console import Console
+
+    from embodied.cli import _step_table
+    from embodied.planners.base import Decision
+    from embodied.planners.code import Program, ProgramRecord
+    from skills import SkillCall
+
+    source = 'def program(api):\n    api.pick_and_place("red block", "middle")\n'
+    decision = Decision(SkillCall("program", {}), skill=Program(ProgramRecord(source)), note="program:\n" + source)
+    console = Console(width=120, record=True)
+    console.print(_step_table(0, decision, None))
+    text = console.export_text()
+    assert "run the written program" in text and 'api.pick_and_place("red block", "middle")' in text
