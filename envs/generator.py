@@ -13,6 +13,7 @@ the combined skill.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,8 +21,10 @@ import numpy as np
 
 from embodied.world.errors import TaskError
 from embodied.world.layout import initial_positions
-from embodied.world.predicates import goal_satisfied
-from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS, suggest
+from embodied.world.predicates import goal_satisfied, point_goals
+from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, LOCATIONS, MAX_BLOCKS, MAX_BOWLS, suggest
+from embodied.world.spatial import realize, spatial_holds
+from embodied.world.symbolic import SymbolicState, parse_point, point_failure
 from embodied.world.tasks import SceneSpec, Task, default_max_steps
 
 
@@ -374,6 +377,15 @@ def mismatched(rng: np.random.Generator) -> Draft:
     return draft
 
 
+def _clear_winner(points: dict[str, tuple[float, float]], ref: tuple[float, float], far: bool) -> str | None:
+    """The name whose point is nearest ``ref`` (farthest with ``far``), None when the runner-up is within 3 cm
+    of it (a referent an evaluation set should not leave that close)."""
+    d = sorted((math.dist(p, ref), n) for n, p in points.items())
+    if far:
+        d = d[::-1]
+    return None if abs(d[0][0] - d[1][0]) < 0.03 else d[0][1]
+
+
 def _ordinal(n: int) -> str:
     return ("first", "second", "third", "fourth")[n]
 
@@ -392,8 +404,7 @@ def referent(rng: np.random.Generator) -> Draft:
     nth = int(rng.integers(0, 3))
     from_side = _pick(rng, ("left", "right", "top", "bottom"))
 
-    def names(pos: dict) -> list[str]:
-        return [f"{c} block" for c in blocks]
+    cand = [f"{c} block" for c in blocks]
 
     if kind == "distance":
         desc = f"the block {'farthest from' if far else 'closest to'} the {w} bowl"
@@ -408,28 +419,17 @@ def referent(rng: np.random.Generator) -> Draft:
                               f"move {desc} to {tword}"))
 
     def resolve(pos: dict[str, tuple[float, float]]) -> list[list] | None:
-        bowl = np.asarray(pos[f"{w} bowl"])
-        cand = names(pos)
+        bowl = pos[f"{w} bowl"]
         if kind == "corner":
-            from embodied.world.scene import LOCATIONS
-            d = sorted((float(np.linalg.norm(np.asarray(LOCATIONS[c]) - bowl)), c) for c in CORNERS)
-            if far:
-                d = d[::-1]
-            if abs(d[0][0] - d[1][0]) < 0.03:
-                return None
-            return [["at", cand[0], d[0][1]]]
+            corner = _clear_winner({c: LOCATIONS[c] for c in CORNERS}, bowl, far)
+            return None if corner is None else [["at", cand[0], corner]]
         if kind == "distance":
-            d = sorted((float(np.linalg.norm(np.asarray(pos[n]) - bowl)), n) for n in cand)
-            if far:
-                d = d[::-1]
-            if abs(d[0][0] - d[1][0]) < 0.03:
+            chosen = _clear_winner({n: pos[n] for n in cand}, bowl, far)
+            if chosen is None:
                 return None
-            chosen = d[0][1]
         elif kind == "direction":
-            from embodied.world.spatial import DIRECTIONS
-            u = np.asarray(DIRECTIONS[head])
-            hits = [n for n in cand if (lambda v: v @ u >= 0.05 and v @ u >= abs(v @ np.array([-u[1], u[0]]))
-                                        )(np.asarray(pos[n]) - bowl)]
+            state = SymbolicState({n: "table" for n in cand}, (f"{w} bowl",), xy=dict(pos))
+            hits = [n for n in cand if spatial_holds([head, n, f"{w} bowl"], state)]
             if len(hits) != 1:
                 return None
             chosen = hits[0]
@@ -514,9 +514,6 @@ def generate(family: str, seed: int, n_distractors: int | None = None) -> Task:
 def _generate_spatial(family: str, seed: int, rng: np.random.Generator, n_distractors: int | None,
                       attempts: int = 200) -> Task:
     """Draw until the goal is determinate on the seed's layout and the goal realisation places it there."""
-    from embodied.world.predicates import point_goals
-    from embodied.world.spatial import realize
-    from embodied.world.symbolic import SymbolicState, parse_point, point_failure
 
     for _ in range(attempts):
         draft = SPATIAL_FAMILIES[family](rng)

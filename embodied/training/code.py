@@ -16,20 +16,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from embodied.library.api import API_METHODS, DryRunAPI
 from embodied.library.executor import run_skill
 from embodied.planners.programs import prompt_for, write_program
 from embodied.planners.prompting import initial_state
-from embodied.training.planner import TrainConfig, _fit_and_save, reword
+from embodied.training.planner import TrainConfig, reword, train_lora
 from embodied.world.errors import EmbodiedError
 from embodied.world.predicates import goal_satisfied
 from embodied.world.scene import BLOCK_SIZE, TABLE_Z, ObjectState, SceneState
 from embodied.world.seeds import CODE_TRAIN
 from embodied.world.symbolic import SymbolicState
 from envs.generator import FAMILY_NAMES, LONG_FAMILY_NAMES, SPATIAL_FAMILY_NAMES, generate
-from policies.lora import apply_lora
 
 log = logging.getLogger(__name__)
 FAMILIES = FAMILY_NAMES + LONG_FAMILY_NAMES + SPATIAL_FAMILY_NAMES
@@ -82,23 +79,8 @@ def train(config: TrainConfig, out: Path = CODE_ADAPTER, llm: str = "smollm2", d
           progress: Callable[[int, float], None] | None = None) -> dict:
     """Train the program-writing adapter and save it (with its loss curve) in ``out``; ``config.episodes`` is
     the number of generated tasks."""
-    from embodied.llm.base import load_language_model
-
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    lm = load_language_model(llm)
-    data = build_dataset(config.episodes)
-    encoded = encode(lm, data)
-    model = lm.model.to(device)
-    wrapped = apply_lora(model, config.lora)
-    log.info("%d programs from %d tasks; LoRA on %d layers", len(data), config.episodes, len(wrapped))
-    meta = _fit_and_save(model, encoded, lm._pad, config, out, llm, device, progress)  # type: ignore[attr-defined]
-    meta["seed_base"] = CODE_TRAIN.start
-    (out / "adapter_config.json").write_text(json.dumps(
-        {**json.loads((out / "adapter_config.json").read_text()), "seed_base": CODE_TRAIN.start,
-         "data": "embodied.training.code.build_dataset"}, indent=2))
-    return meta
+    return train_lora(config, build_dataset(config.episodes), encode, out, llm, device, progress,
+                      {"seed_base": CODE_TRAIN.start, "data": "embodied.training.code.build_dataset"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,29 +137,41 @@ def encode(lm: object, data: list[tuple[str, str]]) -> list[tuple[list[int], int
 def train(config: TrainConfig, out: Path = PLANNER_ADAPTER, llm: str = "smollm2", device: str = "cpu",
           progress: Callable[[int, float], None] | None = None) -> dict:
     """Train a LoRA adapter for the planner's language model and save it (with its loss curve) in ``out``."""
+    return train_lora(config, build_dataset(config.episodes), encode, out, llm, device, progress)
+
+
+def train_lora(config: TrainConfig, data: list[tuple[str, str]],
+               encoder: Callable[[object, list[tuple[str, str]]], list[tuple[list[int], int]]], out: Path,
+               llm: str = "smollm2", device: str = "cpu", progress: Callable[[int, float], None] | None = None,
+               provenance: dict | None = None) -> dict:
+    """Load ``llm``, tokenize ``data`` (prompt, target) pairs with ``encoder``, wrap the model in LoRA and fit
+    it; every trainer of a language-model adapter (planner, code) goes through here."""
     from embodied.llm.base import load_language_model
 
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     lm = load_language_model(llm)
-    data = build_dataset(config.episodes)
-    encoded = encode(lm, data)
+    encoded = encoder(lm, data)
     model = lm.model.to(device)
     wrapped = apply_lora(model, config.lora)
-    log.info("%d examples from %d episodes; LoRA on %d layers", len(data), config.episodes, len(wrapped))
-    return _fit_and_save(model, encoded, lm._pad, config, out, llm, device, progress)
+    log.info("%d examples; LoRA on %d layers", len(data), len(wrapped))
+    return _fit_and_save(model, encoded, lm._pad, config, out, llm, device, progress,  # type: ignore[attr-defined]
+                         provenance)
 
 
 def _fit_and_save(model: torch.nn.Module, encoded: list[tuple[list[int], int]], pad_id: int, config: TrainConfig,
-                  out: Path, llm: str, device: str, progress: Callable[[int, float], None] | None = None) -> dict:
-    """The fit shared by every entry point, then the adapter, its config with provenance, and the curve."""
+                  out: Path, llm: str, device: str, progress: Callable[[int, float], None] | None = None,
+                  provenance: dict | None = None) -> dict:
+    """The fit shared by every entry point, then the adapter, its config with provenance (``provenance``
+    overrides the planner's seed range), and the curve."""
     t0 = time.perf_counter()
     losses = fit(model, encoded, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
                  warmup=config.warmup, seed=config.seed, pad_id=pad_id, device=device, progress=progress)
     meta = {"base_model": llm, "train": {k: v for k, v in asdict(config).items() if k != "lora"},
             "examples": len(encoded), "device": device, "seconds": round(time.perf_counter() - t0, 1),
-            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": PLANNER_TRAIN.start}
+            "final_loss": round(float(np.mean(losses[-20:])), 4), "seed_base": PLANNER_TRAIN.start,
+            **(provenance or {})}
     save_adapter(model.cpu(), config.lora, out, meta)
     write_curve(out, losses)
     return meta

@@ -499,11 +499,11 @@ def realize(goal: Sequence[Sequence], state: SymbolicState, max_checks: int = 20
         towers = sorted({a for b, a in anchor.items() if any(b in pred_blocks(p) for p in point_preds)})
         if not movers:
             if all(spatial_holds(p, _predict(state, concrete, {}, anchor)) for p in spatial):
-                return concrete + [_pin(state, a) for a in towers if _pin(state, a)]
+                return concrete + [p for p in (_pin(state, a) for a in towers) if p]
             continue
         points = _place(movers, point_preds, concrete, anchor, state, budget)
         if points is not None:
-            pins = [_pin(state, a) for a in towers if a not in points and _pin(state, a)]
+            pins = [p for p in (_pin(state, a) for a in towers if a not in points) if p]
             return concrete + [["at", b, point_text([round(x, 3), round(y, 3)])] for b, (x, y) in points.items()] + pins
         if budget[0] <= 0:
             break
