@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -590,10 +591,12 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from embodied.planners.registry import make_planner
     from embodied.runtime.agent import planner_deps
     from embodied.runtime.learn import LearnConfig, curve, learn, next_iteration
+    from embodied.runtime.rollouts import check_backend
     from embodied.runtime.sensing import Sensing
     from envs.tabletop import TabletopEnv
 
     config = LearnConfig(iterations=args.iterations, seed=args.seed, run=args.run, verify_seeds=args.verify_seeds)
+    check_backend(args.backend, args.ray_address)  # before anything loads
     path = args.library or default_library_path()
     out = _checked_out_dir(Path(args.out))[0] if args.out else None  # before any work
     store = SkillStore(path)
@@ -627,7 +630,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, info=f"library {len(store)} skills")
 
         try:
-            history = learn(config, store, planner, env, on_iteration=tick, sensing=sensing)
+            with _learn_workers(args, agent_config, planner, env, sensing) as workers:
+                history = learn(config, store, planner, env, on_iteration=tick, sensing=sensing, workers=workers)
         finally:
             env.close()
     rows = curve(history)
@@ -640,6 +644,21 @@ def cmd_learn(args: argparse.Namespace) -> int:
     store.close()
     out_console.print_json(json.dumps(summary))
     return 0
+
+
+def _learn_workers(args: argparse.Namespace, agent_config: Any, planner: Any, env: Any,
+                   sensing: Any) -> contextlib.AbstractContextManager[Any]:
+    """`learn --workers N` (or ``--backend ray``): workers that verify new skills side by side, forked from
+    this process's world and models where they can; otherwise none (a null context)."""
+    if args.workers == 1 and args.backend == "local" and args.ray_address is None:
+        return contextlib.nullcontext()
+    from embodied.runtime.agent import Agent
+    from embodied.runtime.evaluate import file_hashes
+    from embodied.runtime.rollouts import identity, make_workers
+
+    agent = Agent(agent_config, planner, env, sensing, None)
+    same = identity(agent.describe(), file_hashes(agent.checkpoints())) if sensing is not None else None
+    return make_workers(agent_config, args.workers, args.backend, args.ray_address, same, agent=agent)
 
 
 def cmd_skills(args: argparse.Namespace) -> int:
@@ -904,6 +923,11 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--seed", type=SEED, default=0, help="seed of the generated tasks")
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
     le.add_argument("--verify-seeds", type=POSITIVE, default=3, help="fresh tables a new skill must work on")
+    le.add_argument("--workers", type=POSITIVE, default=1,
+                    help="processes that run a new skill's verification tables side by side (the outcomes "
+                         "do not depend on it)")
+    le.add_argument("--backend", choices=BACKENDS, default="local", help="where --workers run: local or ray")
+    le.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster to join (with --backend ray)")
     _add_planner_flags(le, infer_goal=False)
     le.add_argument("--out", help="also write curve.json and summary.json here")
     le.add_argument("--image-size", type=IMAGE_SIZE, default=128, help="main camera (the learned models read 128)")

@@ -40,9 +40,13 @@ def test_bench_rollouts_two_workers_give_the_outcomes_of_one(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_has_its_task_run_again() -> None:
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_a_killed_worker_has_its_task_run_again(start: str) -> None:
+    """Spawned workers load their own agent; forked ones share the parent's (a replacement is forked too)."""
     ids, killed, at = [], None, 0
-    with LocalWorkers(AgentConfig(**FAST), 2) as pool:
+    parent = Agent.from_config(**FAST) if start == "fork" else None
+    with LocalWorkers(AgentConfig(**FAST), 2, agent=parent) as pool:
+        assert pool._ctx.get_start_method() == start
         for task, row in pool.run(TASKS):
             ids.append(task.id)
             assert row["outcome"] == "success"
@@ -53,6 +57,27 @@ def test_a_killed_worker_has_its_task_run_again() -> None:
         assert killed is not None and pool.restarts == 1
     assert sorted(ids) == sorted(t.id for t in TASKS)  # every task exactly once
     assert killed in ids[at:]  # the killed worker's task came back after the kill
+    if parent is not None:
+        parent.close()
+
+
+def test_a_forked_worker_opens_the_library_again(tmp_path) -> None:
+    """SQLite connections must not cross a fork: the worker's library gets its own, the inherited one is
+    kept untouched (closing it in the child could disturb the parent's)."""
+    from types import SimpleNamespace
+
+    from embodied.library.retrieval import Library
+    from embodied.library.store import SkillStore
+    from embodied.runtime import agent as agent_module
+
+    SkillStore(tmp_path / "lib.db").close()
+    library = Library.open(tmp_path / "lib.db")
+    inherited = library.store
+    Agent(AgentConfig(**FAST), SimpleNamespace(library=library), None, None, None).after_fork()
+    assert library.store is not inherited and library.store.path == inherited.path
+    assert inherited in agent_module._INHERITED and len(library.store) == 0
+    inherited.conn.execute("SELECT 1")  # still open
+    Agent(AgentConfig(**FAST), SimpleNamespace(), None, None, None).after_fork()  # no library: nothing to do
 
 
 def test_a_task_that_keeps_killing_workers_is_a_failed_row() -> None:
@@ -96,3 +121,28 @@ def test_ray_actors_give_the_outcomes_of_one_process(tmp_path) -> None:
     assert (config["workers"], config["backend"]) == (2, "ray")
     with pytest.raises(EmbodiedError, match="needs --backend ray"):
         agent.evaluate(TASKS[:1], tmp_path / "x", ray_address="127.0.0.1:6379")
+
+
+@pytest.mark.slow
+def test_learn_verifies_new_skills_on_workers_with_the_same_log(tmp_path) -> None:
+    """`learn --workers 2`: a new skill's verification tables run on forked workers, and the log (solved,
+    skills added, each seed's verification outcome) equals the one of a single process."""
+    from embodied.library.store import SkillStore
+    from embodied.runtime.learn import LearnConfig, learn
+
+    logs = []
+    with Agent.from_config(**FAST) as agent:
+        for n in (1, 2):
+            config = LearnConfig(iterations=4, verify_seeds=3, run=f"w{n}")
+            with SkillStore(tmp_path / f"w{n}.db") as store:
+                if n == 1:
+                    history = learn(config, store, agent.planner, agent.env)
+                else:
+                    with LocalWorkers(AgentConfig(**FAST), n, agent=agent) as pool:
+                        history = learn(config, store, agent.planner, agent.env, workers=pool)
+                        assert pool._ctx.get_start_method() == "fork" and len(pool._slots) == 2
+                logs.append([{k: row.get(k) for k in ("task", "solved", "skill", "skill_status", "verify")}
+                             for row in history])
+    assert logs[0] == logs[1]
+    assert sum(row["skill_status"] == "added" for row in logs[0]) >= 1  # verification really ran
+    assert all(len(row["verify"]["seeds"]) == 3 for row in logs[0] if row["verify"])

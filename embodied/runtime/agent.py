@@ -184,14 +184,14 @@ class Agent:
         from embodied.runtime.rollouts import identity, make_workers
 
         with make_workers(self.config, workers, backend, ray_address, identity(describe, checkpoints),
-                          recording) as pool:
+                          recording, agent=self) as pool:
             return evaluate(list(tasks), self.planner, folder, self.env, episodes=pool.run, **args)
 
     def checkpoints(self) -> list[Path]:
         """Folders of the learned weights this agent uses (affordance, success detector, planner adapter,
         PaLM-E encoders); the language model's own weights are named by ``planner_config.llm``."""
-        found = [getattr(self.sensing.affordances, "checkpoint", None),
-                 getattr(self.sensing.detector, "checkpoint", None),
+        found = [getattr(getattr(self.sensing, "affordances", None), "checkpoint", None),
+                 getattr(getattr(self.sensing, "detector", None), "checkpoint", None),
                  getattr(self.planner, "adapter", None),
                  getattr(getattr(self.planner, "config", None), "checkpoint", None)]
         return [Path(p) for p in found if isinstance(p, str | Path) and Path(p).exists()]
@@ -212,6 +212,17 @@ class Agent:
             return {}
         return {"robot": "ros", "ros_profile": self.env.robot.profile.describe(), "dry_run": self.config.dry_run}
 
+    def after_fork(self) -> None:
+        """In a worker forked from the process that built this agent: the library gets a database connection
+        of its own (SQLite's rule: a connection is neither used nor closed across a fork, so the inherited
+        one is kept, untouched, for the life of the worker)."""
+        library = getattr(self.planner, "library", None)
+        if library is not None:
+            from embodied.library.store import SkillStore
+
+            _INHERITED.append(library.store)
+            library.store = SkillStore(library.store.path, readonly=True)
+
     def close(self) -> None:
         self.env.close()
 
@@ -220,6 +231,9 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_INHERITED: list[Any] = []  # a forked worker's copies of the parent's database connections, never touched
 
 
 def _fields(config: Any) -> set[str]:

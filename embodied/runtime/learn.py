@@ -121,11 +121,13 @@ def next_iteration(history: list[dict[str, Any]]) -> int:
 
 def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: TabletopEnv,
           on_iteration: Callable[[dict[str, Any]], None] | None = None,
-          sensing: Sensing | None = None) -> list[dict[str, Any]]:
+          sensing: Sensing | None = None, workers: Any = None) -> list[dict[str, Any]]:
     """Run (or resume) ``config.iterations`` iterations; returns the whole log of the run. With ``sensing``
     (as `embodied run` has it: perceived state, learned success) the episodes and the verification of new
     skills act on what the robot perceives, so the library is learned in the world it is used in; without,
-    on the simulator's state. A library that cannot be written is refused before the first iteration; one
+    on the simulator's state. ``workers`` (`embodied.runtime.rollouts`' pools) run a new skill's verification
+    seeds side by side; the curriculum itself stays one iteration after another, since each proposal reads
+    the log so far. A library that cannot be written is refused before the first iteration; one
     that fails later raises a `LibraryError` saying which iteration was not saved (the next run resumes
     after the last one stored)."""
     store.check_writable()
@@ -180,7 +182,8 @@ def learn(config: LearnConfig, store: SkillStore, planner: Planner, env: Tableto
                                 "matching_colours": _matching(draft.binding)})
                 if draft.name in store.names():
                     record.attempts = 0  # a new version starts its statistics afresh
-                check = verify(record, env, fresh_seeds(record, config.verify_seeds), sensing=sensing)
+                check = verify(record, env, fresh_seeds(record, config.verify_seeds), sensing=sensing,
+                               workers=workers)
                 record.attempts, record.successes, record.last_verified = check.attempts, check.successes, now()
                 row["verify"] = {"seeds": check.seeds, "successes": check.successes, "failures": check.failures}
                 if check.rate >= config.min_verify_rate:

@@ -5,8 +5,10 @@ tasks one at a time; rows come back in completion order. Both have ``run(tasks)`
 Every episode is seeded by its task, so an outcome does not depend on which worker ran it or when. A worker
 that dies (``kill -9``, out of memory) has its task run again by a fresh worker; a task that takes down
 ``MAX_DEATHS`` workers ends as a failed row saying so, so an eval always finishes with each task once.
-Workers start with the ``spawn`` method (no copy of the parent's threads or open files) and ignore Ctrl-C:
-the parent stops them.
+Local workers are forked from a parent that has already loaded its agent (Linux): they share its weights
+copy-on-write and start at once, with the library's database connection reopened and their own thread
+counts. Without a loaded agent, or off Linux, they start with ``spawn`` and load their own. Workers ignore
+Ctrl-C (the parent stops them) and leave when the parent is gone.
 """
 
 from __future__ import annotations
@@ -40,19 +42,59 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _load_agent(config: dict[str, Any], threads: int) -> Any:
-    """A worker's agent, with ``threads`` torch threads."""
+def _set_threads(threads: int) -> None:
+    """Torch's and the BLAS libraries' threads in this process: a worker gets its share of the cores."""
     import torch
 
     torch.set_num_threads(threads)
+    with contextlib.suppress(ImportError):  # numpy/open3d BLAS pools, already started in a forked child
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+
+def _load_agent(config: dict[str, Any], threads: int) -> Any:
+    """A worker's agent, with ``threads`` torch threads."""
+    _set_threads(threads)
     from embodied.runtime.agent import Agent, AgentConfig
 
     return Agent.from_config(AgentConfig(**config))
 
 
+@dataclasses.dataclass(frozen=True)
+class VerifyJob:
+    """One verification run of a library skill (``record``, a `SkillRecord` as a dict) on one seed: what
+    `learn` hands its workers besides episodes."""
+
+    record: dict[str, Any]
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"verify-{self.record['name']}-{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": "verify", "id": self.id, "record": self.record, "seed": self.seed}
+
+
+def _verify_row(agent: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """A `VerifyJob` run on the worker's world: the skill's code on the seed's table, judged as `verify`
+    judges (perceived state when the agent perceives)."""
+    from embodied.library.store import SkillRecord, parse_params
+    from embodied.runtime.verify import verify
+
+    record = SkillRecord(**{**job["record"], "params": parse_params(job["record"]["params"], "record")})
+    sensing = agent.sensing if agent.config.state == "perceived" else None
+    check = verify(record, agent.env, [job["seed"]], sensing=sensing)
+    return {"id": job["id"], "seed": job["seed"], "success": check.successes == 1,
+            "reason": check.failures[0] if check.failures else ""}
+
+
 def _row(agent: Any, task: dict[str, Any], recording: dict[str, Any] | None) -> dict[str, Any]:
     """One episode of a task (as JSON) and its results row, the episode recorded when ``recording`` (a
-    `RecordSpec` as a dict) says so."""
+    `RecordSpec` as a dict) says so; a `VerifyJob`'s row when the message is one."""
+    if task.get("job") == "verify":
+        return _verify_row(agent, task)
     from embodied.runtime.evaluate import capture_for, recorded_row
     from embodied.runtime.recording import RecordSpec
 
@@ -76,11 +118,37 @@ def _identity(agent: Any) -> str:
     return identity(agent.describe(), file_hashes(agent.checkpoints()))
 
 
+_FORKED: dict[str, Any] = {}  # what a forked worker inherits: the parent's agent, the pipe ends to close
+
+
+def _forked_worker(conn: Connection, threads: int, recording: dict[str, Any] | None) -> None:
+    """A worker forked from the parent: its agent is the parent's (copied on write), with this process's
+    threads and its own database connection."""
+    for other in _FORKED.get("close", ()):  # the parent's pipe ends: EOF must reach whoever waits on them
+        with contextlib.suppress(OSError):
+            other.close()
+    agent = _FORKED["agent"]
+
+    def load() -> Any:
+        _set_threads(threads)
+        agent.after_fork()
+        return agent
+
+    _serve(load, conn, recording)
+
+
 def _worker(config: dict[str, Any], conn: Connection, threads: int, recording: dict[str, Any] | None) -> None:
-    """A worker's life: load an agent once, then run each task it is sent and send back its results row."""
+    """A spawned worker: loads its own agent from ``config``."""
+    _serve(lambda: _load_agent(config, threads), conn, recording)
+
+
+def _serve(load: Any, conn: Connection, recording: dict[str, Any] | None) -> None:
+    """A worker's life: get its agent once, then run each task it is sent and send back its results row;
+    it leaves when told, or when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C and stops its workers
+    parent = os.getppid()
     try:
-        agent = _load_agent(config, threads)
+        agent = load()
         identity = _identity(agent)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
         log.debug("worker start failed", exc_info=True)
@@ -89,6 +157,9 @@ def _worker(config: dict[str, Any], conn: Connection, threads: int, recording: d
     conn.send(("ready", None, identity))
     try:
         while True:
+            while not conn.poll(1.0):
+                if os.getppid() != parent:  # the parent died without a word (kill -9)
+                    return
             message = conn.recv()
             if message is None:
                 return
@@ -142,10 +213,11 @@ class LocalWorkers(_Workers):
     context manager, or call `close()`."""
 
     def __init__(self, config: Any, n: int, threads: int | None = None, identity: str | None = None,
-                 recording: Any = None) -> None:
+                 recording: Any = None, agent: Any = None) -> None:
         super().__init__(config, n, identity, recording)
         self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
-        self._ctx = get_context("spawn")
+        self.agent = agent if agent is not None and can_fork() else None  # forked from, when given
+        self._ctx = get_context("fork" if self.agent is not None else "spawn")
         self._slots: list[_Slot] = []
 
     def _start(self) -> _Slot:
@@ -153,10 +225,16 @@ class LocalWorkers(_Workers):
         saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         os.environ.update({k: str(self.threads) for k in saved})  # numpy/open3d threads in the child too
         try:
-            process = self._ctx.Process(target=_worker, args=(self.config, child, self.threads, self.recording),
-                                         daemon=True)
+            if self.agent is not None:
+                _FORKED.update(agent=self.agent, close=[parent, *(s.conn for s in self._slots)])
+                process = self._ctx.Process(target=_forked_worker, args=(child, self.threads, self.recording),
+                                             daemon=True)
+            else:
+                process = self._ctx.Process(target=_worker, args=(self.config, child, self.threads,
+                                                                  self.recording), daemon=True)
             process.start()
         finally:
+            _FORKED.clear()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -396,14 +474,24 @@ def check_backend(backend: str, address: str | None = None) -> None:
         _import_ray()
 
 
+def can_fork() -> bool:
+    """Whether local workers can be forked from a loaded agent: Linux only (fork is unsafe on macOS with its
+    system frameworks, and absent on Windows)."""
+    import multiprocessing
+    import sys
+
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
 def make_workers(config: Any, n: int, backend: str = "local", address: str | None = None,
-                 identity: str | None = None, recording: Any = None) -> LocalWorkers | RayWorkers:
+                 identity: str | None = None, recording: Any = None, agent: Any = None) -> LocalWorkers | RayWorkers:
     """The ``backend``'s workers for ``n`` episodes at a time (``address``: a Ray cluster to join); each
     worker's agent must match ``identity`` (`identity` of the parent's agent) and records its episodes as
-    ``recording`` (a `RecordSpec`) says."""
+    ``recording`` (a `RecordSpec`) says. Local workers fork from ``agent`` (the parent's, loaded) where they
+    can, else load their own."""
     check_backend(backend, address)
     if backend == "local":
-        return LocalWorkers(config, n, identity=identity, recording=recording)
+        return LocalWorkers(config, n, identity=identity, recording=recording, agent=agent)
     return RayWorkers(config, n, address, identity=identity, recording=recording)
 
 
@@ -425,8 +513,11 @@ def _worker_died(task: Task, deaths: Counter[str], pending: deque[Task]) -> dict
     return None
 
 
-def _died_row(task: Task, deaths: int) -> dict[str, Any]:
+def _died_row(task: Task | VerifyJob, deaths: int) -> dict[str, Any]:
     """The results row of a task that took down ``deaths`` workers: failed, with the reason."""
+    if isinstance(task, VerifyJob):
+        return {"id": task.id, "seed": task.seed, "success": False,
+                "reason": f"seed {task.seed}: the worker running it died {deaths} times"}
     row = {"id": task.id, "instruction": task.instruction, "family": task.family, "seed": task.seed,
            "success": False, "outcome": "failed", "reason": f"the worker running it died {deaths} times",
            "steps": [], "n_steps": 0, "seconds": 0.0, "n_skill_failures": 0}

@@ -77,11 +77,15 @@ def verification_task(record: SkillRecord, seed: int) -> tuple[Task, dict[str, s
 
 def verify(record: SkillRecord, env: TabletopEnv, seeds: Sequence[int],
            on_seed: Callable[[int, bool, str], None] | None = None, sensing: Sensing | None = None,
-           film: Callable[[int, Any], AbstractContextManager] | None = None) -> Verification:
+           film: Callable[[int, Any], AbstractContextManager] | None = None, workers: Any = None) -> Verification:
     """Run the skill on each seed's table: success = the code finished and the postcondition holds on the
     simulator's physical state (without a postcondition, that every primitive it called worked). With
     ``sensing`` the skill's code acts on the perceived state, as it will when an agent uses it. ``film(seed,
-    task)`` gives a context (a video recorder) entered while the skill's code runs on that seed."""
+    task)`` gives a context (a video recorder) entered while the skill's code runs on that seed. ``workers``
+    (`embodied.runtime.rollouts`' pools, their agents sensing as ``sensing`` does) run the seeds side by
+    side instead; the outcome per seed is the same (each table is seeded)."""
+    if workers is not None:
+        return _verify_on(workers, record, seeds, on_seed, film)
     out = Verification(list(seeds))
     for seed in seeds:
         task, binding = verification_task(record, seed)
@@ -100,4 +104,26 @@ def verify(record: SkillRecord, env: TabletopEnv, seeds: Sequence[int],
             out.failures.append(f"seed {seed}: {why}")
         if on_seed:
             on_seed(seed, ok, why)
+    return out
+
+
+def _verify_on(workers: Any, record: SkillRecord, seeds: Sequence[int],
+               on_seed: Callable[[int, bool, str], None] | None,
+               film: Callable[[int, Any], AbstractContextManager] | None) -> Verification:
+    """`verify` with each seed a `VerifyJob` on ``workers``; results in seed order."""
+    from dataclasses import asdict
+
+    from embodied.runtime.rollouts import VerifyJob
+
+    if film is not None:
+        raise ValueError("filming a verification needs it to run in this process (no workers)")
+    rows = {job.seed: row for job, row in workers.run([VerifyJob(asdict(record), s) for s in seeds])}
+    out = Verification(list(seeds))
+    for seed in seeds:
+        ok, why = bool(rows[seed]["success"]), str(rows[seed]["reason"])
+        out.successes += ok
+        if not ok:
+            out.failures.append(why)
+        if on_seed:
+            on_seed(seed, ok, why.partition(": ")[2] or why)
     return out
