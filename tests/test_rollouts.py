@@ -58,6 +58,8 @@ def test_a_killed_worker_has_its_task_run_again(start: str) -> None:
     assert sorted(ids) == sorted(t.id for t in TASKS)  # every task exactly once
     assert killed in ids[at:]  # the killed worker's task came back after the kill
     if parent is not None:
+        with LocalWorkers(AgentConfig(**FAST), 2, threads=2, agent=parent) as pool:  # OpenMP: no fork then
+            assert pool._ctx.get_start_method() == "spawn"
         parent.close()
 
 
@@ -146,3 +148,12 @@ def test_learn_verifies_new_skills_on_workers_with_the_same_log(tmp_path) -> Non
     assert logs[0] == logs[1]
     assert sum(row["skill_status"] == "added" for row in logs[0]) >= 1  # verification really ran
     assert all(len(row["verify"]["seeds"]) == 3 for row in logs[0] if row["verify"])
+
+
+def test_workers_get_the_longest_tasks_first() -> None:
+    from embodied.runtime.rollouts import longest_first
+
+    order = longest_first(TASKS)
+    assert [t.max_steps for t in order] == sorted((t.max_steps for t in TASKS), reverse=True)
+    same = [t for t in TASKS if t.max_steps == order[-1].max_steps]
+    assert [t for t in order if t.max_steps == order[-1].max_steps] == same  # ties keep the file's order

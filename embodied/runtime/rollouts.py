@@ -5,9 +5,10 @@ tasks one at a time; rows come back in completion order. Both have ``run(tasks)`
 Every episode is seeded by its task, so an outcome does not depend on which worker ran it or when. A worker
 that dies (``kill -9``, out of memory) has its task run again by a fresh worker; a task that takes down
 ``MAX_DEATHS`` workers ends as a failed row saying so, so an eval always finishes with each task once.
-Local workers are forked from a parent that has already loaded its agent (Linux): they share its weights
-copy-on-write and start at once, with the library's database connection reopened and their own thread
-counts. Without a loaded agent, or off Linux, they start with ``spawn`` and load their own. Workers ignore
+Local workers with one thread each (as many workers as cores) are forked from a parent that has already
+loaded its agent (Linux): they share its weights copy-on-write and start at once, with the library's database
+connection reopened. With more threads per worker (GNU OpenMP cannot run a multi-threaded region in a forked
+child), without a loaded agent, or off Linux, they start with ``spawn`` and load their own. Workers ignore
 Ctrl-C (the parent stops them) and leave when the parent is gone.
 """
 
@@ -51,6 +52,13 @@ def _set_threads(threads: int) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
+
+
+def longest_first(tasks: Sequence[Any]) -> list[Any]:
+    """Tasks in the order workers get them: the longest first (by their step budget, which grows with the
+    objects to move), so the run does not end with one long episode on one worker while the others idle;
+    ties keep the file's order. Outcomes do not depend on the order (each episode is seeded by its task)."""
+    return sorted(tasks, key=lambda t: -int(getattr(t, "max_steps", 0) or 0))
 
 
 def _load_agent(config: dict[str, Any], threads: int) -> Any:
@@ -216,7 +224,9 @@ class LocalWorkers(_Workers):
                  recording: Any = None, agent: Any = None) -> None:
         super().__init__(config, n, identity, recording)
         self.threads = threads or max(1, _cores() // n)  # the cores shared out: no oversubscription
-        self.agent = agent if agent is not None and can_fork() else None  # forked from, when given
+        # forked from ``agent`` only with one thread each: GNU OpenMP (torch's, oneDNN's) hangs in a forked child
+        # that opens a parallel region of more than one thread once the parent has had a thread pool
+        self.agent = agent if agent is not None and self.threads == 1 and can_fork() else None
         self._ctx = get_context("fork" if self.agent is not None else "spawn")
         self._slots: list[_Slot] = []
 
@@ -245,7 +255,7 @@ class LocalWorkers(_Workers):
 
     def run(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         """Each task's results row, as episodes finish; a dead worker's task is run again elsewhere."""
-        pending: deque[Task] = deque(tasks)
+        pending: deque[Task] = deque(longest_first(tasks))
         deaths: Counter[str] = Counter()
         startup_deaths = 0
         while len(self._slots) < min(self.n, len(pending)):
@@ -377,7 +387,7 @@ class RayWorkers(_Workers):
         while len(self._actors) < min(self.n, len(tasks)):
             self._actors.append(self._new_actor())
         self._ready(self._actors)
-        pending: deque[Task] = deque(tasks)
+        pending: deque[Task] = deque(longest_first(tasks))
         deaths: Counter[str] = Counter()
         idle = list(range(len(self._actors)))
         inflight: dict[Any, tuple[int, Task]] = {}
