@@ -13,6 +13,7 @@ map of what the agent has seen (the 9x7 local view), never the hidden world."""
 from __future__ import annotations
 
 import collections
+import heapq
 import string
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,7 @@ VIEW = (9, 7)  # the local view the agent sees (columns, rows), centred on the p
 THINGS = ("tree", "water", "stone", "coal", "iron", "diamond", "table", "furnace", "lava", "sand", "cow", "zombie",
           "skeleton", "plant")  # what the description and `CrafterBody.move_to` name
 WALKABLE = ("grass", "sand", "path")
+DIG_COST = 3  # steps a stone tile costs on a path: turn, mine, walk
 TEXT_CHARSET = string.ascii_letters + string.digits + " .,:;()-_/%\n"
 
 
@@ -178,14 +180,16 @@ def describe(env: CrafterEnv) -> str:
 
 class CrafterBody:
     """The world's primitives for skills and planners, each a few game steps: `move_to` the nearest seen
-    thing (breadth-first over seen walkable tiles), `interact` with what is faced, `place`, `make`,
+    thing (cheapest path over seen walkable tiles; with a wood pickaxe and ``dig``, also through stone, which
+    it mines out of the way, as iron in caves needs), `interact` with what is faced, `place`, `make`,
     `sleep`, `explore` towards unseen ground. Each returns None when it worked, else the reason. The map
     holds only what the local view has shown."""
 
-    def __init__(self, env: CrafterEnv, max_steps: int = 200) -> None:
-        self.env, self.max_steps = env, max_steps
+    def __init__(self, env: CrafterEnv, max_steps: int = 200, dig: bool = True) -> None:
+        self.env, self.max_steps, self.dig = env, max_steps, dig
         self.seen: dict[tuple[int, int], tuple[str | None, str | None]] = {}
         self.done = False
+        self.actions: list[int] = []  # every game action taken through the body, for `replay`
         self.look()
 
     # ------------------------------------------------------------------ state
@@ -219,9 +223,15 @@ class CrafterBody:
         self.defend()
 
     def _step(self, action: str) -> None:
-        _, _, terminated, truncated, _ = self.env.step(ACTIONS.index(action))
+        self.actions.append(ACTIONS.index(action))
+        _, _, terminated, truncated, _ = self.env.step(self.actions[-1])
         self.done = terminated or truncated
         self.look()
+
+    def replay(self, actions: list[int]) -> None:
+        """Take ``actions`` again (the world is deterministic: this restores a game and the body's map)."""
+        for a in actions:
+            self._step(ACTIONS[a])
 
     def defend(self, max_hits: int = 10) -> None:
         """Face an adjacent zombie and hit it until it is gone."""
@@ -240,6 +250,16 @@ class CrafterBody:
         material, kind = self.seen.get(pos, (None, None))
         return material in WALKABLE and kind is None
 
+    def _cost(self, pos: tuple[int, int]) -> int | None:
+        """Steps to enter ``pos``: 1 over free ground; `DIG_COST` through stone once the body holds a wood
+        pickaxe (``do`` clears the stone to path, then it walks on); None when it cannot be entered."""
+        if self._free(pos):
+            return 1
+        material, kind = self.seen.get(pos, (None, None))
+        if self.dig and material == "stone" and kind is None and self.env.player.inventory["wood_pickaxe"] > 0:
+            return DIG_COST
+        return None
+
     def _targets(self, thing: str) -> set[tuple[int, int]]:
         creatures = thing in ("cow", "zombie", "skeleton")
         if creatures:  # they move: only where the view shows them now
@@ -247,31 +267,44 @@ class CrafterBody:
         return {p for p, (m, k) in self.seen.items() if m == thing or k == thing}
 
     def path_to(self, goals: set[tuple[int, int]]) -> list[tuple[int, int]] | None:
-        """Shortest path over seen free tiles from here to a tile next to one of ``goals`` (not including
-        here); [] when already next to one; None when none is reachable on what has been seen."""
+        """Cheapest path over seen free tiles (and stone it can dig, `_cost`) from here to a tile next to one of
+        ``goals`` (not including here); [] when already next to one; None when none is reachable on what has
+        been seen. Free ground is preferred: digging costs `DIG_COST` steps a tile."""
         start = self.pos
         if any((start[0] + dx, start[1] + dy) in goals for dx, dy in MOVES.values()):
             return []
         parent: dict[tuple[int, int], tuple[int, int] | None] = {start: None}
-        queue = collections.deque([start])
+        best = {start: 0}
+        queue: list[tuple[int, int, tuple[int, int]]] = [(0, 0, start)]
+        order = 0
         while queue:
-            cur = queue.popleft()
+            dist, _, cur = heapq.heappop(queue)
+            if dist > best[cur]:
+                continue
+            if cur != start and any((cur[0] + ex, cur[1] + ey) in goals for ex, ey in MOVES.values()):
+                path = [cur]
+                while parent[path[-1]] != start:
+                    path.append(parent[path[-1]])  # type: ignore[arg-type]
+                return path[::-1]
             for dx, dy in MOVES.values():
                 nxt = (cur[0] + dx, cur[1] + dy)
-                if nxt in parent or not self._free(nxt):
+                cost = self._cost(nxt)
+                if cost is None or dist + cost >= best.get(nxt, 1 << 30):
                     continue
-                parent[nxt] = cur
-                if any((nxt[0] + ex, nxt[1] + ey) in goals for ex, ey in MOVES.values()):
-                    path = [nxt]
-                    while parent[path[-1]] != start:
-                        path.append(parent[path[-1]])  # type: ignore[arg-type]
-                    return path[::-1]
-                queue.append(nxt)
+                best[nxt], parent[nxt] = dist + cost, cur
+                order += 1
+                heapq.heappush(queue, (dist + cost, order, nxt))
         return None
 
     def _step_towards(self, target: tuple[int, int]) -> None:
         dx, dy = target[0] - self.pos[0], target[1] - self.pos[1]
         move = {v: k for k, v in MOVES.items()}.get((int(np.sign(dx)), 0) if dx else (0, int(np.sign(dy))))
+        ahead = (self.pos[0] + int(np.sign(dx)), self.pos[1]) if dx else (self.pos[0], self.pos[1] + int(np.sign(dy)))
+        if self.dig and self.seen.get(ahead, (None, None))[0] == "stone":  # a tunnel: face it and mine it
+            self.act(f"move_{move}")  # stone is not free: this only turns
+            if tuple(int(v) for v in self.env.player.facing) == (ahead[0] - self.pos[0], ahead[1] - self.pos[1]):
+                self.act("do")
+            return
         self.act(f"move_{move}")
 
     def move_to(self, thing: str) -> str | None:
@@ -304,10 +337,10 @@ class CrafterBody:
         frontier = {p for p in unseen if 0 <= p[0] < 64 and 0 <= p[1] < 64}
         if not frontier:
             return "the whole world has been seen"
-        for _ in range(steps):
+        for i in range(steps):
             path = self.path_to(frontier)
-            if path is None:
-                return "no unseen ground is reachable"
+            if path is None:  # a creature may stand in the way: having moved, it explored
+                return None if i else "no unseen ground is reachable"
             if not path:
                 break
             self._step_towards(path[0])

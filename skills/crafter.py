@@ -123,6 +123,16 @@ SKILLS: tuple[CrafterSkill, ...] = (
 BY_NAME = {s.name: s for s in SKILLS}
 
 
+GOALS = {  # each achievement a skill reaches, in the words planners and skill descriptions use
+    "collect_wood": "collect wood", "place_table": "place a table", "make_wood_pickaxe": "make a wood pickaxe",
+    "make_wood_sword": "make a wood sword", "collect_stone": "collect stone", "collect_coal": "collect coal",
+    "place_furnace": "place a furnace", "place_stone": "place stone", "make_stone_pickaxe": "make a stone pickaxe",
+    "make_stone_sword": "make a stone sword", "collect_iron": "collect iron",
+    "make_iron_pickaxe": "make an iron pickaxe", "make_iron_sword": "make an iron sword",
+    "collect_diamond": "collect a diamond", "collect_drink": "drink water", "eat_cow": "eat a cow",
+    "wake_up": "sleep and wake up"}
+
+
 SOURCES = {"wood": "tree", "stone": "stone", "coal": "coal", "iron": "iron", "diamond": "diamond", "drink": "water"}
 VITALS = {"drink": "drink_water", "food": "eat_cow", "energy": "sleep"}
 

@@ -124,3 +124,198 @@ def test_the_planner_reaches_a_wood_pickaxe_with_the_embedded_model(capsys) -> N
     assert main(["crafter", "--goals", "make_wood_pickaxe", "--episodes", "2", "--max-skills", "15"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_goal"]["make_wood_pickaxe"]["success"] == 1.0 and report["llm_calls_per_episode"] > 0
+
+
+# ---------------------------------------------------------------------- the skill library in the open world
+class _FlatLM:
+    """Every option equally likely: choices fall to the affordances and the recipe guard (deterministic)."""
+
+    name = "flat"
+
+    def score(self, prompt, options):
+        from embodied.llm.base import Scores
+
+        return Scores(np.zeros(len(options)), np.ones(len(options), np.int64))
+
+
+def _scripted_steps(seed: int, names: list[str]):
+    from embodied.library.crafter import CrafterAPI, Step, known_state
+
+    env = CrafterEnv()
+    env.reset(seed=seed)
+    body = CrafterBody(env)
+    api = CrafterAPI(body, max_game_steps=2_000)
+    steps = []
+    for name in names:
+        state = known_state(body)
+        ok = api.skill(name)
+        steps.append(Step(name, ok, False, state.inventory, state.seen, body.inventory))
+    return steps
+
+
+def test_a_successful_episode_becomes_a_program_that_works_on_another_world() -> None:
+    from embodied.library.crafter import API_METHODS, abstract_crafter, run_program
+    from embodied.library.executor import check_source
+    from embodied.library.store import SkillRecord
+    from embodied.world.seeds import CRAFTER_LEARN, CRAFTER_VERIFY
+
+    names = ["collect_wood", "collect_wood", "make_wood_sword", "place_table", "collect_wood", "collect_wood",
+             "drink_water", "make_wood_pickaxe"]
+    steps = _scripted_steps(CRAFTER_LEARN.start, names)
+    assert steps[-1].ok and not steps[2].ok  # the sword failed (no table yet): left out
+    draft = abstract_crafter("make_wood_pickaxe", steps)
+    assert draft is not None and draft.name == "make_wood_pickaxe"
+    spec = check_source(draft.code, API_METHODS)  # the sandbox accepts it
+    assert spec.params == [] and "make_wood_sword" not in draft.code and "drink_water" not in draft.code
+    assert 'while api.count("wood") < 2:' in draft.code and 'if not api.seen("table"):' in draft.code
+    record = SkillRecord(draft.name, draft.description, [], draft.code)
+    env = CrafterEnv()
+    for seed in (CRAFTER_VERIFY.start + 7, CRAFTER_VERIFY.start + 8):
+        env.reset(seed=seed)
+        body = CrafterBody(env)
+        ok, reason, calls = run_program(record, body)
+        assert ok, reason
+        assert body.achievements["make_wood_pickaxe"] == 1 and ("make_wood_pickaxe", True) in calls
+    nothing = abstract_crafter("make_stone_pickaxe", steps)  # the goal itself never ran: no program
+    assert nothing is None
+
+
+def test_a_program_is_judged_by_the_game_not_by_what_it_returns() -> None:
+    from embodied.library.crafter import run_program
+    from embodied.library.store import SkillRecord
+
+    env = CrafterEnv()
+    env.reset(seed=3)
+    liar = SkillRecord("make_wood_pickaxe", "claims success", [], "def make_wood_pickaxe(api):\n    return True\n")
+    ok, reason, _ = run_program(liar, CrafterBody(env))
+    assert not ok and "not unlocked" in reason
+    escape = SkillRecord("make_wood_pickaxe", "x", [], "def make_wood_pickaxe(api):\n    import os\n")
+    from embodied.library.executor import SkillCodeError
+
+    with pytest.raises(SkillCodeError):
+        run_program(escape, CrafterBody(env))
+
+
+def test_the_curriculum_climbs_the_tech_tree_and_keeps_the_player_alive() -> None:
+    from embodied.runtime.crafter_learn import TECH_TREE, propose
+
+    full = {"health": 9, "food": 9, "drink": 9, "energy": 9}
+    assert propose([], set(), full) == "collect_wood"
+    assert propose([], {"collect_wood"}, full) == "place_table"
+    assert propose([], {"collect_wood", "place_table"}, full) == "make_wood_pickaxe"
+    assert propose([], {"collect_wood"}, {**full, "drink": 2}) == "collect_drink"
+    failed = [{"goal": "collect_drink", "solved": False}]
+    assert propose(failed, {"collect_wood"}, {**full, "drink": 2}) == "place_table"  # not the same failure again
+    gave_up = [{"goal": "place_table", "solved": False}] * 3
+    assert propose(gave_up, {"collect_wood"}, full) == "make_wood_pickaxe"  # moves past it
+    everything_failed = [{"goal": a, "solved": False} for a in TECH_TREE for _ in range(3)]
+    assert propose(everything_failed, set(), full) == "collect_wood"  # all given up: the earliest, again
+    assert TECH_TREE.index("make_wood_pickaxe") < TECH_TREE.index("make_stone_pickaxe") \
+        < TECH_TREE.index("make_iron_pickaxe") < TECH_TREE.index("collect_diamond")
+
+
+def test_crafter_skills_are_retrieved_for_crafter_goals_and_never_on_the_tabletop(tmp_path) -> None:
+    from embodied.library.crafter import CrafterLibrary
+    from embodied.library.embed import default_embedder
+    from embodied.library.retrieval import Library
+    from embodied.library.store import Param, SkillRecord, SkillStore
+
+    embed = default_embedder()
+    store = SkillStore(tmp_path / "lib.db")
+    crafter = SkillRecord("make_wood_pickaxe", "make a wood pickaxe: collect wood to 2, place a table", [],
+                          "def make_wood_pickaxe(api):\n    api.make_wood_pickaxe()\n",
+                          [["achievement", "make_wood_pickaxe"]], {"world": "crafter", "instruction": "make a wood pickaxe"},
+                          attempts=3, successes=3)
+    table = SkillRecord("put_in_bowl", "put the block in the bowl", [Param("block_1", "block"), Param("bowl_1", "bowl")],
+                        "def put_in_bowl(api, block_1, bowl_1):\n    api.pick_and_place(block_1, bowl_1)\n",
+                        [["in", "block_1", "bowl_1"]], {"instruction": "put the red block in the blue bowl"},
+                        attempts=3, successes=3)
+    for r in (crafter, table):
+        store.put(r, embed([r.embed_text()])[0], embed.name)
+    found = CrafterLibrary(store).retrieve("make a wood pickaxe")
+    assert [p.name for p in found] == ["make_wood_pickaxe"] and found[0].library
+    for request in ("make a wood pickaxe", "put the red block in the blue bowl", "pick up the pickaxe block"):
+        assert all(r.name != "make_wood_pickaxe" for r, _ in Library(store, top_k=5).retrieve(request))
+    store.close()
+
+
+def test_the_planner_offers_a_learned_program_as_one_option(tmp_path) -> None:
+    from embodied.library.crafter import CrafterLibrary, known_state
+    from embodied.library.embed import default_embedder
+    from embodied.library.store import SkillRecord, SkillStore
+    from embodied.planners.crafter import CrafterPlanner
+
+    embed = default_embedder()
+    store = SkillStore(tmp_path / "lib.db")
+    record = SkillRecord("make_wood_pickaxe", "make a wood pickaxe", [], "def make_wood_pickaxe(api):\n    pass\n",
+                         [], {"world": "crafter", "instruction": "make a wood pickaxe"}, attempts=1, successes=1)
+    store.put(record, embed([record.embed_text()])[0], embed.name)
+    planner = CrafterPlanner(lm=_FlatLM(), library=CrafterLibrary(store))
+    planner.reset("make_wood_pickaxe")
+    env = CrafterEnv()
+    env.reset(seed=0)
+    body = CrafterBody(env)
+    option, options = planner.step(known_state(body), "")
+    from embodied.library.crafter import CrafterProgram
+
+    program = [o for o in planner.library.retrieve("make a wood pickaxe")]
+    assert [p.text for p in program] == ["make a wood pickaxe"]  # the primitive's words, the program's run
+    chosen = {o.text: o for o in options}["make a wood pickaxe"]
+    assert chosen.affordance == 1.0 and chosen.combined > 0  # the primitive could not (no table, no wood)
+    assert isinstance(program[0], CrafterProgram) and option.name in ("collect_wood", "make_wood_pickaxe")
+    store.close()
+
+
+def test_the_crafter_score_is_the_papers_geometric_mean() -> None:
+    from embodied.runtime.crafter_learn import crafter_score, success_rates
+
+    assert crafter_score([0.0] * 22) == 0.0
+    assert crafter_score([100.0] * 22) == pytest.approx(100.0)
+    rates = [100.0] + [0.0] * 21  # one achievement always: exp(ln(101) / 22) - 1
+    assert crafter_score(rates) == pytest.approx(np.exp(np.log(101) / 22) - 1)
+    episodes = [{"unlocked": ["collect_wood"]}, {"unlocked": ["collect_wood", "place_table"]}]
+    assert success_rates(episodes)["collect_wood"] == 100.0 and success_rates(episodes)["place_table"] == 50.0
+    with pytest.raises(Exception, match="22"):
+        crafter_score([1.0, 2.0])
+
+
+def test_learning_resumes_in_the_same_game(tmp_path) -> None:
+    """The baseline (no library, so no verification) for speed: 2 iterations then 2 more replay the logged
+    actions and continue exactly as one run of 4."""
+    from embodied.library.store import SkillStore
+    from embodied.planners.crafter import CrafterPlanner
+    from embodied.runtime.crafter_learn import CrafterLearnConfig, learn_crafter
+
+    def run(path, counts):
+        store = SkillStore(path)
+        for n in counts:
+            hist = learn_crafter(CrafterLearnConfig(iterations=n, run="r", library=False), store,
+                                 CrafterPlanner(lm=_FlatLM()))
+        store.close()
+        return [(r["goal"], r["solved"], r["actions"]) for r in hist]
+
+    once, twice = run(tmp_path / "a.db", [4]), run(tmp_path / "b.db", [2, 4])
+    assert once == twice and len(once) == 4 and once[0][:2] == ("collect_wood", True)
+    from embodied.library.store import LibraryError
+
+    store = SkillStore(tmp_path / "a.db")
+    with pytest.raises(LibraryError, match="same settings"):
+        learn_crafter(CrafterLearnConfig(iterations=5, run="r", library=False, skills_per_iteration=3), store,
+                      CrafterPlanner(lm=_FlatLM()))
+    store.close()
+
+
+def test_the_body_mines_through_stone_once_it_has_a_wood_pickaxe() -> None:
+    env = CrafterEnv()
+    env.reset(seed=0)
+    body = CrafterBody(env)
+    x, y = body.pos
+    wall = {(x + 1, y): ("stone", None), (x + 2, y): ("coal", None)}
+    body.seen.update(wall)
+    for dy in (-1, 1):  # shut every other way: the only path runs through the stone
+        for dx in range(-1, 4):
+            body.seen[(x + dx, y + dy)] = ("water", None)
+    body.seen[(x - 1, y)] = ("water", None)
+    assert body.path_to({(x + 2, y)}) is None  # no pickaxe: stone is a wall
+    env.player.inventory["wood_pickaxe"] = 1
+    assert body.path_to({(x + 2, y)}) == [(x + 1, y)]

@@ -47,6 +47,11 @@ def usable(record: SkillRecord) -> bool:
     return record.successes > 0 and (record.attempts < 4 or record.success_rate >= MIN_RATE)
 
 
+def tabletop(record: SkillRecord) -> bool:
+    """A tabletop skill: another world's (provenance "world", e.g. Crafter's) is never offered here."""
+    return record.provenance.get("world", "tabletop") == "tabletop"
+
+
 class Library:
     """The planner's view of a skill store: retrieval by embedding, binding and preview."""
 
@@ -71,7 +76,7 @@ class Library:
     def retrieve(self, instruction: str) -> list[tuple[SkillRecord, float]]:
         """The top-k usable skills for a request, closest first."""
         hits = self.store.search(self.embed([instruction])[0], k=max(self.top_k * 3, self.top_k))
-        return [(r, s) for r, s in hits if usable(r)][: self.top_k]
+        return [(r, s) for r, s in hits if usable(r) and tabletop(r)][: self.top_k]
 
     def instances(self, retrieved: Sequence[tuple[SkillRecord, float]], instruction: str,
                   state: SceneState) -> list[Instance]:

@@ -10,25 +10,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embodied.library.crafter import CrafterLibrary, CrafterProgram, skill_for
 from embodied.llm.base import LanguageModel, load_language_model
 from embodied.planners.base import ScoredOption, option, saycan_combine
 from skills.base import SkillCall
-from skills.crafter import SKILLS, CrafterSkill, CrafterState, toward
+from skills.crafter import GOALS, SKILLS, CrafterSkill, CrafterState, toward
 
 HEADER = ("You play Crafter, a survival game on a grid. Trees give wood. Two wood place a table. At a table, "
           "one wood makes a wood pickaxe. A wood pickaxe collects stone and coal. At a table, wood and stone "
           "make a stone pickaxe, which collects iron. Stone places a furnace; at a table and a furnace, wood, "
           "coal and iron make an iron pickaxe, which collects diamonds. Explore to find what is not in view. "
           "Each step does one thing.")
+LIBRARY_NOTE = " A learned skill runs, in one step, a whole plan that worked before."
+Option = CrafterSkill | CrafterProgram  # a Crafter skill or a learned program: both have text, run, affordance
 EXAMPLE = ("Goal: make a wood sword.\n1. make a wood sword: failed (needs a table nearby).\n2. collect wood: failed "
            "(no tree seen yet).\n3. explore: done.\n4. collect wood: done.\n5. collect wood: done.\n"
            "6. place a table: done.\n7. collect wood: done.\n8. make a wood sword: done.")  # not a goal we measure
-GOALS = {"collect_wood": "collect wood", "place_table": "place a table", "make_wood_pickaxe": "make a wood pickaxe",
-         "make_wood_sword": "make a wood sword", "collect_stone": "collect stone", "collect_coal": "collect coal",
-         "place_furnace": "place a furnace", "make_stone_pickaxe": "make a stone pickaxe",
-         "make_stone_sword": "make a stone sword", "collect_iron": "collect iron",
-         "make_iron_pickaxe": "make an iron pickaxe", "make_iron_sword": "make an iron sword",
-         "collect_diamond": "collect a diamond", "collect_drink": "drink water", "eat_cow": "eat a cow"}
 
 
 @dataclass
@@ -44,46 +41,64 @@ class CrafterPlannerConfig:
 
 
 class CrafterPlanner:
-    """Chooses the next Crafter skill; `reset` with a goal, `step` per decision, `feedback` per outcome."""
+    """Chooses the next Crafter skill; `reset` with a goal, `step` per decision, `feedback` per outcome. With a
+    ``library`` (`CrafterLibrary`), the Crafter skills retrieved for the goal by embedding take the place of
+    the primitive of the same achievement, under the same words: one choice that runs a whole learned
+    program (which fetches what is missing itself, so it can work from any state)."""
 
     name = "saycan"
 
-    def __init__(self, config: CrafterPlannerConfig | None = None, lm: LanguageModel | None = None) -> None:
+    def __init__(self, config: CrafterPlannerConfig | None = None, lm: LanguageModel | None = None,
+                 library: CrafterLibrary | None = None) -> None:
         self.config = config or CrafterPlannerConfig()
         self.lm = lm if lm is not None else load_language_model(self.config.llm)
+        self.library = library
         self.goal_id, self.goal, self.history = "", "", []
+        self.programs: list[CrafterProgram] = []
         self.llm_calls = 0
 
     def reset(self, goal: str) -> None:
         """A new episode towards ``goal``: an achievement (``make_stone_pickaxe``) or words."""
         self.goal_id, self.goal = goal, GOALS.get(goal, goal.replace("_", " "))
         self.history = []
+        self.programs = self.library.retrieve(self.goal) if self.library is not None else []
 
     def prompt(self, observation: str) -> str:
-        parts = [HEADER]
+        parts = [HEADER + (LIBRARY_NOTE if self.programs else "")]
         if self.config.example:
             parts.append(EXAMPLE)
         steps = "\n".join(self.history)
         parts.append(f"What you see now:\n{observation}\n\nGoal: {self.goal}.\n{steps}".rstrip())
         return "\n\n".join(parts) + f"\n{len(self.history) + 1}."
 
-    def step(self, state: CrafterState, observation: str) -> tuple[CrafterSkill, list[ScoredOption]]:
-        """The skill to run next and every option with its scores."""
-        texts = [f" {s.text}:" for s in SKILLS]
-        scores = self.lm.score(self.prompt(observation), texts)
-        self.llm_calls += 1
-        raw = scores.mean if self.config.length_norm else scores.logprob_sum
-        affordances = np.array([s.affordance(state) for s in SKILLS])
-        p_llm, combined = saycan_combine(raw, affordances if self.config.affordance else 1.0)
+    def step(self, state: CrafterState, observation: str) -> tuple[Option, list[ScoredOption]]:
+        """The option to run next and every option with its scores. With the guard on, the model scores only
+        the options the guard keeps (SayCan's argmax over them is the same as over all), and a choice the
+        guard and the affordances leave to one option takes no model call."""
+        learned = {skill_for(p.name): p for p in self.programs}  # a program stands in for its primitive
+        options: list[Option] = [learned.pop(s.name, s) for s in SKILLS] + list(learned.values())
+        affordances = np.array([o.affordance(state) for o in options]) if self.config.affordance else \
+            np.ones(len(options))
+        keep = np.ones(len(options), bool)
         if self.config.guard:  # the recipe tables rule out what does not bring the goal closer
             helpful = toward(self.goal_id, state)
-            keep = np.array([s.name in helpful for s in SKILLS])
-            if (combined * keep).max() > 0:
-                combined = combined * keep
-        options = [ScoredOption(SkillCall(s.name), s.text, float(p), float(a), float(c))
-                   for s, p, a, c in zip(SKILLS, p_llm, affordances, combined, strict=True)]
-        return SKILLS[int(np.argmax(combined))], options
+            guarded = np.array([skill_for(o.name) in helpful for o in options])
+            if (affordances * guarded).max() > 0:
+                keep = guarded & (affordances > 0)
+        raw = np.full(len(options), -np.inf)
+        if keep.sum() > 1:
+            idx = np.flatnonzero(keep)
+            scores = self.lm.score(self.prompt(observation), [f" {options[i].text}:" for i in idx])
+            self.llm_calls += 1
+            raw[idx] = scores.mean if self.config.length_norm else scores.logprob_sum
+        else:
+            raw[keep] = 0.0
+        p_llm, combined = saycan_combine(raw, affordances)
+        combined = combined * keep
+        scored = [ScoredOption(SkillCall(o.name), o.text, float(p), float(a), float(c))
+                  for o, p, a, c in zip(options, p_llm, affordances, combined, strict=True)]
+        return options[int(np.argmax(combined))], scored
 
-    def feedback(self, skill: CrafterSkill, ok: bool, reason: str) -> None:
+    def feedback(self, skill: Option, ok: bool, reason: str) -> None:
         outcome = "done" if ok else f"failed ({reason})" if reason else "failed"
         self.history.append(f"{len(self.history) + 1}. {skill.text}: {outcome if self.config.feedback else 'done'}.")

@@ -7,17 +7,40 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from embodied.library.crafter import Step, known_state
 from embodied.planners.crafter import CrafterPlanner
 from embodied.world.errors import EmbodiedError
 from envs.crafter import ACHIEVEMENTS, CrafterBody, CrafterEnv, describe
-from skills.crafter import CrafterState
 
 
-def known_state(body: CrafterBody) -> CrafterState:
-    """What the agent knows: inventory, achievements, every kind of thing it has seen (creatures: in view)."""
-    seen = {m for m, _ in body.seen.values()} | {k for _, k in body.seen.values() if k == "plant"}
-    seen |= {thing for _, thing in body.env.visible()}
-    return CrafterState(body.inventory, frozenset(t for t in seen if t), body.achievements)
+def attempt(body: CrafterBody, planner: CrafterPlanner, goal: str, max_skills: int = 40,
+            on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Work towards the achievement ``goal`` in the game as it is now (no reset): until its counter grows,
+    the player dies or ``max_skills`` choices were made; each step's row (with `Step` for abstraction)."""
+    planner.reset(goal)
+    start = body.achievements.get(goal, 0)
+    steps: list[dict[str, Any]] = []
+    for i in range(max_skills):
+        if body.achievements[goal] > start or body.done:
+            break
+        state = known_state(body)
+        calls = planner.llm_calls
+        option, options = planner.step(state, describe(body.env))
+        before = body.achievements
+        why = option.run(body)
+        after = body.achievements
+        ok = (after[option.achievement] > before[option.achievement]) if option.achievement else why is None
+        reason = why or ("" if ok else "nothing changed")
+        planner.feedback(option, ok, reason)
+        library = bool(getattr(option, "library", False))
+        row = {"step": i, "skill": option.name, "library": library, "success": ok, "reason": reason,
+               "game_steps": body.env.steps, "llm_call": planner.llm_calls > calls,
+               "top": sorted(((o.text, round(o.combined, 3)) for o in options), key=lambda x: -x[1])[:3],
+               "abstract": Step(option.name, ok, library, dict(state.inventory), state.seen, body.inventory).to_dict()}
+        steps.append(row)
+        if on_step:
+            on_step(row)
+    return steps
 
 
 def run_crafter_episode(env: CrafterEnv, planner: CrafterPlanner, goal: str, seed: int,
@@ -29,25 +52,10 @@ def run_crafter_episode(env: CrafterEnv, planner: CrafterPlanner, goal: str, see
     t0 = time.perf_counter()
     env.reset(seed=seed)
     body = CrafterBody(env)
-    planner.reset(goal)
     calls_before = planner.llm_calls
-    steps = []
-    for i in range(max_skills):
-        if body.achievements[goal] > 0 or body.done:
-            break
-        state = known_state(body)
-        skill, options = planner.step(state, describe(env))
-        before = body.achievements
-        why = skill.run(body)
-        after = body.achievements
-        ok = (after[skill.achievement] > before[skill.achievement]) if skill.achievement else why is None
-        reason = why or ("" if ok else "nothing changed")
-        planner.feedback(skill, ok, reason)
-        row = {"step": i, "skill": skill.name, "success": ok, "reason": reason, "game_steps": env.steps,
-               "top": sorted(((o.text, round(o.combined, 3)) for o in options), key=lambda x: -x[1])[:3]}
-        steps.append(row)
-        if on_step:
-            on_step(row)
+    steps = attempt(body, planner, goal, max_skills, on_step)
+    for row in steps:
+        row.pop("abstract")
     achievements = body.achievements
     return {"goal": goal, "seed": seed, "success": achievements[goal] > 0, "skills": len(steps),
             "game_steps": env.steps, "llm_calls": planner.llm_calls - calls_before,

@@ -36,7 +36,10 @@ VERIFY = SeedRange(4_000_000, 5_000_000, "skill-library verification tables")
 GOAL_TRAIN = SeedRange(5_000_000, 6_000_000, "instruction-to-goal training pairs")
 PALME_TRAIN = SeedRange(6_000_000, 7_000_000, "PaLM-E training episodes")
 CODE_TRAIN = SeedRange(7_000_000, 8_000_000, "Code-as-Policies program-writing training tasks")
+CRAFTER_LEARN = SeedRange(8_000_000, 8_100_000, "Crafter worlds the skill library is learned in")
+CRAFTER_VERIFY = SeedRange(8_100_000, 8_500_000, "fresh Crafter worlds a new skill is verified on")
+CRAFTER_SCORE = SeedRange(8_500_000, 8_600_000, "Crafter worlds of the score's long episodes")
 
 SEED_RANGES: tuple[SeedRange, ...] = (GROUNDING_TRAIN, EVALUATION, DETECTION_HELDOUT, GROUNDING_HELDOUT,
                                       VQA_HELDOUT, EXAMPLES, PLANNER_TRAIN, LEARN, VERIFY, GOAL_TRAIN, PALME_TRAIN,
-                                      CODE_TRAIN)
+                                      CODE_TRAIN, CRAFTER_LEARN, CRAFTER_VERIFY, CRAFTER_SCORE)
