@@ -505,6 +505,11 @@ def cmd_crafter(args: argparse.Namespace) -> int:
     from embodied.runtime.crafter import evaluate_crafter
     from envs.crafter import ACHIEVEMENTS
 
+    if args.score:
+        from embodied.cli_crafter import cmd_crafter_score
+
+        return cmd_crafter_score(args)
+
     bad = [g for g in args.goals if g not in ACHIEVEMENTS]
     if bad:
         from embodied.world.scene import suggest
@@ -585,6 +590,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    if args.env == "crafter":  # the open world's loop: embodied/cli_crafter.py
+        from embodied.cli_crafter import cmd_learn_crafter
+        return cmd_learn_crafter(args)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from embodied.library.store import SkillStore, default_library_path
@@ -919,6 +927,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     le = sub.add_parser("learn", help="grow the skill library from environment feedback (resumable)")
+    le.add_argument("--env", choices=["tabletop", "crafter"], default="tabletop",
+                    help="the world: tabletop (default) or crafter (a lifelong game; --no-library: the baseline)")
     le.add_argument("--iterations", type=COUNT, default=50, help="tasks to attempt (each may add a skill)")
     le.add_argument("--seed", type=SEED, default=0, help="seed of the generated tasks")
     le.add_argument("--run", default="default", help="run name in the library's log; rerun to resume")
@@ -962,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     ros.set_defaults(func=cmd_ros)
 
     cr = sub.add_parser("crafter", help="the Crafter open world: episodes towards achievements with the SayCan "
-                                        "planner (the library and learning there are not built yet)")
+                                        "planner; --score: the Crafter score over long episodes")
     cr.add_argument("--goals", type=_csv(()), default=("make_wood_pickaxe", "make_stone_pickaxe"),
                     metavar="A[,B]", help="achievements to reach, e.g. make_stone_pickaxe")
     cr.add_argument("--episodes", type=POSITIVE, default=3, help="worlds per goal (seeds from --seed)")
@@ -971,7 +981,13 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("--llm", default="smollm2", help="language model (the embedded one by default)")
     cr.add_argument("--no-guard", action="store_true", help="do not rule out skills the recipes say do not help")
     cr.add_argument("--no-affordance", action="store_true", help="ignore whether a skill can work now")
-    cr.add_argument("--out", type=Path, help="also write the report with every episode's steps here")
+    cr.add_argument("--out", type=Path, help="also write the report with every episode's steps here (--score: a "
+                                             "folder)")
+    cr.add_argument("--score", action="store_true", help="long episodes, the curriculum proposing each next "
+                                                         "achievement; the Crafter score (seeds: the score range)")
+    cr.add_argument("--length", type=POSITIVE, default=1_000, help="--score: game steps per episode (the paper: 10000)")
+    cr.add_argument("--library", type=Path, help="--score: offer this library's Crafter skills (learn --env crafter)")
+    cr.add_argument("--random", action="store_true", help="--score: uniformly random actions instead (the baseline)")
     cr.set_defaults(func=cmd_crafter)
 
     sv = sub.add_parser("serve", help="a local web app: runs, evaluations and the skill library in a browser")
