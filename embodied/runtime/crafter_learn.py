@@ -342,6 +342,8 @@ def play_long_episode(planner: CrafterPlanner, seed: int, length: int, skills_pe
                 break  # nothing could be tried at all
             if env.steps == steps_before:  # every choice failed at once: the game must still move on
                 body.explore()
+            if env.steps == steps_before:  # walled in (water, creatures): let time pass, the world moves
+                body.act("noop")
     finally:
         env.close()
     return {"seed": seed, "game_steps": env.steps, "dead": env.player.health <= 0,
