@@ -729,12 +729,20 @@ def _skills_verify(store: Any, args: argparse.Namespace) -> int:
     from envs.tabletop import TabletopEnv
 
     record = store.get(_need(args.name, "verify"))
-    env = TabletopEnv(image_size=(64, 64))
-    try:
-        check = verify(record, env, fresh_seeds(record, args.seeds), on_seed=lambda seed, ok, why: console.print(
-            f"seed {seed}: " + ("[green]ok[/]" if ok else f"[red]failed[/]: {why}")))
-    finally:
-        env.close()
+    if record.provenance.get("world", "tabletop") == "crafter":  # a program of the open world: its own worlds
+        from embodied.runtime.crafter_learn import fresh_worlds, verify_crafter
+
+        check = verify_crafter(record, store, fresh_worlds(record, args.seeds))
+        for seed in check.seeds:
+            why = next((f.partition(": ")[2] for f in check.failures if f.startswith(f"seed {seed}:")), None)
+            console.print(f"world {seed}: " + (f"[red]failed[/]: {why}" if why is not None else "[green]ok[/]"))
+    else:
+        env = TabletopEnv(image_size=(64, 64))
+        try:
+            check = verify(record, env, fresh_seeds(record, args.seeds), on_seed=lambda seed, ok, why: console.print(
+                f"seed {seed}: " + ("[green]ok[/]" if ok else f"[red]failed[/]: {why}")))
+        finally:
+            env.close()
     record = store.record_verification(record.name, check.attempts, check.successes)
     out_console.print_json(json.dumps({"name": record.name, "seeds": check.seeds, "successes": check.successes,
                                        "failures": check.failures, "total": f"{record.successes}/{record.attempts}"}))

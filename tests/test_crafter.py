@@ -319,3 +319,32 @@ def test_the_body_mines_through_stone_once_it_has_a_wood_pickaxe() -> None:
     assert body.path_to({(x + 2, y)}) is None  # no pickaxe: stone is a wall
     env.player.inventory["wood_pickaxe"] = 1
     assert body.path_to({(x + 2, y)}) == [(x + 1, y)]
+
+
+def test_skills_verify_runs_a_crafter_program_on_fresh_worlds(tmp_path, capsys) -> None:
+    """`embodied skills verify` on an open-world program runs it on fresh Crafter worlds (not a table) and
+    judges it by the game's counter: a program that only claims success fails with exit 1."""
+    import json
+
+    from embodied.cli import main
+    from embodied.library.embed import default_embedder
+    from embodied.library.store import SkillRecord, SkillStore
+    from embodied.world.seeds import CRAFTER_VERIFY
+
+    code = ("def make_wood_pickaxe(api):\n    while api.count(\"wood\") < 3:\n        api.collect_wood()\n"
+            "    if not api.seen(\"table\"):\n        api.place_table()\n    api.make_wood_pickaxe()\n")
+    liar = "def make_wood_sword(api):\n    return True\n"
+    embed = default_embedder()
+    with SkillStore(tmp_path / "lib.db") as store:
+        for name, source in (("make_wood_pickaxe", code), ("make_wood_sword", liar)):
+            record = SkillRecord(name, name.replace("_", " "), [], source, [["achievement", name]],
+                                 {"world": "crafter", "instruction": name.replace("_", " ")})
+            store.put(record, embed([record.embed_text()])[0], embed.name)
+    lib = str(tmp_path / "lib.db")
+    capsys.readouterr()
+    assert main(["skills", "verify", "make_wood_pickaxe", "--seeds", "1", "--library", lib]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["successes"] == 1 and out["total"] == "1/1" and out["seeds"][0] >= CRAFTER_VERIFY.start
+    assert main(["skills", "verify", "make_wood_sword", "--seeds", "1", "--library", lib]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["successes"] == 0 and "not unlocked" in out["failures"][0]
