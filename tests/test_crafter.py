@@ -121,9 +121,15 @@ def test_the_planner_reaches_a_wood_pickaxe_with_the_embedded_model(capsys) -> N
 
     from embodied.cli import main
 
-    assert main(["crafter", "--goals", "make_wood_pickaxe", "--episodes", "2", "--max-skills", "15"]) == 0
+    # without the recipe guard the model chooses among every skill that can work (with it, a wood pickaxe
+    # leaves one option at each step, and no model call is made)
+    assert main(["crafter", "--goals", "make_wood_pickaxe", "--episodes", "2", "--max-skills", "15",
+                 "--no-guard"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_goal"]["make_wood_pickaxe"]["success"] == 1.0 and report["llm_calls_per_episode"] > 0
+    assert main(["crafter", "--goals", "make_wood_pickaxe", "--episodes", "1", "--max-skills", "15"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["per_goal"]["make_wood_pickaxe"]["success"] == 1.0 and report["llm_calls_per_episode"] == 0
 
 
 # ---------------------------------------------------------------------- the skill library in the open world
