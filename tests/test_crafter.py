@@ -354,3 +354,15 @@ def test_skills_verify_runs_a_crafter_program_on_fresh_worlds(tmp_path, capsys) 
     assert main(["skills", "verify", "make_wood_sword", "--seeds", "1", "--library", lib]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["successes"] == 0 and "not unlocked" in out["failures"][0]
+
+
+def test_a_long_episode_ends_at_its_choice_budget() -> None:
+    """The score's episodes cannot spend a planner choice per game step: they end after ``max_choices``,
+    saying so; the game steps and achievements so far are kept."""
+    from embodied.planners.crafter import CrafterPlanner
+    from embodied.runtime.crafter_learn import play_long_episode
+    from embodied.world.seeds import CRAFTER_SCORE
+
+    row = play_long_episode(CrafterPlanner(lm=_FlatLM()), CRAFTER_SCORE.start + 3, 1000, max_choices=4)
+    assert row["stopped"] == "4 planner choices" and 0 < row["game_steps"] < 1000
+    assert row["tasks"] >= 1 and "collect_wood" in row["unlocked"]

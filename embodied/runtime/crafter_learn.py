@@ -318,11 +318,17 @@ def success_rates(episodes: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {a: 100.0 * sum(a in e["unlocked"] for e in episodes) / n for a in ACHIEVEMENTS}
 
 
+STUCK_WAIT = 10  # game steps let pass when a whole task moved nothing (walled in by water or creatures)
+
+
 def play_long_episode(planner: CrafterPlanner, seed: int, length: int, skills_per_task: int = 8,
-                      give_up_after: int = 3) -> dict[str, Any]:
+                      give_up_after: int = 3, max_choices: int | None = None) -> dict[str, Any]:
     """One episode of ``length`` game steps (or until death): the curriculum keeps proposing the next
     achievement not yet unlocked (and drinking, eating, sleeping when a vital is low), the planner attempts
-    each; the row has every achievement unlocked."""
+    each; the row has every achievement unlocked. A player that cannot move the game on waits
+    (`STUCK_WAIT` steps), and the episode ends after ``max_choices`` planner choices (default: ``length``
+    / 5), so a stuck player cannot spend a model call per game step; ``stopped`` says when that happened."""
+    max_choices = max_choices if max_choices is not None else max(1, length // 5)
     CRAFTER_SCORE.check(seed, what="score seed")
     t0 = time.perf_counter()
     env = CrafterEnv(length=length)
@@ -330,8 +336,12 @@ def play_long_episode(planner: CrafterPlanner, seed: int, length: int, skills_pe
     body = CrafterBody(env)
     rows: list[dict[str, Any]] = []
     calls0 = planner.llm_calls
+    stopped = None
     try:
         while not body.done and env.steps < length:
+            if sum(r["skill_calls"] for r in rows) >= max_choices:
+                stopped = f"{max_choices} planner choices"
+                break
             unlocked = {a for a, n in body.achievements.items() if n > 0}
             goal = propose(rows, unlocked, body.inventory, give_up_after)
             before, steps_before = body.achievements.get(goal, 0), env.steps
@@ -342,14 +352,15 @@ def play_long_episode(planner: CrafterPlanner, seed: int, length: int, skills_pe
                 break  # nothing could be tried at all
             if env.steps == steps_before:  # every choice failed at once: the game must still move on
                 body.explore()
-            if env.steps == steps_before:  # walled in (water, creatures): let time pass, the world moves
+            for _ in range(STUCK_WAIT if env.steps == steps_before else 0):  # walled in: let time pass
                 body.act("noop")
     finally:
         env.close()
     return {"seed": seed, "game_steps": env.steps, "dead": env.player.health <= 0,
             "unlocked": sorted(a for a, n in body.achievements.items() if n > 0),
             "llm_calls": planner.llm_calls - calls0, "tasks": len(rows),
-            "library_uses": sum(len(r["used"]) for r in rows), "seconds": round(time.perf_counter() - t0, 1)}
+            "library_uses": sum(len(r["used"]) for r in rows), "stopped": stopped,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def random_episode(seed: int, length: int) -> dict[str, Any]:
