@@ -136,6 +136,23 @@ class SkillRecord:
                 "versions": versions}
 
 
+@dataclass
+class Verification:
+    """How a skill did on fresh seeds (tables or worlds): what verification in any world reports."""
+
+    seeds: list[int]
+    successes: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.attempts if self.attempts else 0.0
+
+
 def parse_params(raw: Any, where: str) -> list[Param]:
     """Parameters from JSON: ``[{"name", "kind"}]`` or plain names whose prefix gives the kind (block_1)."""
     if not isinstance(raw, list):

@@ -25,7 +25,7 @@ import numpy as np
 
 from embodied.library.crafter import WORLD, CrafterLibrary, Step, abstract_crafter, run_program
 from embodied.library.embed import default_embedder
-from embodied.library.store import LibraryError, SkillRecord, SkillStore, now
+from embodied.library.store import LibraryError, SkillRecord, SkillStore, Verification, now
 from embodied.planners.crafter import CrafterPlanner
 from embodied.runtime.crafter import attempt
 from embodied.world.errors import EmbodiedError
@@ -115,21 +115,11 @@ def decode_actions(text: str) -> list[int]:
 
 # ---------------------------------------------------------------------- verification
 @dataclass
-class CrafterVerification:
-    """How a program did on fresh worlds: success read from the achievement counter."""
+class CrafterVerification(Verification):
+    """How a program did on fresh worlds (success read from the achievement counter), with the game steps
+    each took."""
 
-    seeds: list[int]
-    successes: int = 0
-    failures: list[str] = field(default_factory=list)
     game_steps: list[int] = field(default_factory=list)
-
-    @property
-    def attempts(self) -> int:
-        return len(self.seeds)
-
-    @property
-    def rate(self) -> float:
-        return self.successes / self.attempts if self.attempts else 0.0
 
 
 def fresh_worlds(record: SkillRecord, k: int) -> list[int]:

@@ -7,7 +7,6 @@ import logging
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from embodied.library.abstraction import instantiate
 from embodied.library.api import API_METHODS, LiveAPI
 from embodied.library.executor import Budget, run_skill
-from embodied.library.store import SkillRecord
+from embodied.library.store import SkillRecord, Verification
 from embodied.runtime.sensing import Sensing
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, MAX_BOWLS
 from embodied.world.seeds import VERIFY
@@ -24,23 +23,6 @@ from envs.tabletop import TabletopEnv
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class Verification:
-    """How a skill did on fresh seeds."""
-
-    seeds: list[int]
-    successes: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def attempts(self) -> int:
-        return len(self.seeds)
-
-    @property
-    def rate(self) -> float:
-        return self.successes / self.attempts if self.attempts else 0.0
 
 
 def fresh_seeds(record: SkillRecord, k: int) -> list[int]:
