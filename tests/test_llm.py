@@ -149,6 +149,36 @@ def test_packed_grouped_query_attention_equals_transformers_sdpa(tiny: HFLanguag
     assert not torch.allclose(unmasked, ref, atol=1e-3)  # the mask is honoured, not ignored
 
 
+def test_onednn_linear_layers_score_like_torch_ones_and_train_unchanged(tiny_dir: Path) -> None:
+    """On a CPU the linear layers run oneDNN's matmul at inference: the same scores as torch's kernel to 1e-4,
+    switchable both ways, and with autograd on (training) they are plain ``F.linear`` with gradients."""
+    from embodied.llm.hf import OneDNNLinear, onednn_linear_works, use_linear_kernel
+
+    if DEVICE != "cpu" or not onednn_linear_works():
+        pytest.skip("oneDNN linear layers are a CPU float32 path")
+    lm = load_language_model(str(tiny_dir))
+    assert isinstance(lm, HFLanguageModel)
+    layers = [m for m in lm.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert layers and all(type(m) is OneDNNLinear for m in layers)  # the default ("auto") on a CPU
+    fast = lm.score(PROMPT, OPTIONS).logprob_sum
+    assert use_linear_kernel(lm.model, "torch") == len(layers)
+    assert all(type(m) is torch.nn.Linear for m in layers)
+    lm.reset_cache()
+    plain = lm.score(PROMPT, OPTIONS).logprob_sum
+    assert np.abs(fast - plain).max() <= 1e-4 and fast.argmax() == plain.argmax()
+    torch_only = load_language_model(str(tiny_dir), linear="torch")
+    assert not any(isinstance(m, OneDNNLinear) for m in torch_only.model.modules())  # type: ignore[union-attr]
+    layer = layers[0]
+    use_linear_kernel(lm.model, "onednn")
+    x = torch.randn(3, layer.in_features, requires_grad=True)
+    layer(x).sum().backward()  # autograd on: torch's kernel, which has a backward
+    assert x.grad is not None and torch.allclose(x.grad, layer.weight.sum(0).expand(3, -1), atol=1e-5)
+    with torch.inference_mode():
+        assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+    with pytest.raises(LanguageModelError, match="linear kernel 'fast'"):
+        use_linear_kernel(lm.model, "fast")
+
+
 def test_merged_adapter_scores_like_the_wrapped_one(tiny_dir: Path, tmp_path: Path) -> None:
     """A random non-zero adapter folded into the weights at load scores as the wrapped layers do."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -224,6 +254,8 @@ def test_bad_specs_and_configs() -> None:
         HFConfig(scoring="fast")
     with pytest.raises(LanguageModelError, match="max_tree_tokens"):
         HFConfig(max_tree_tokens=0)
+    with pytest.raises(LanguageModelError, match="HFConfig.linear='mkl'"):
+        HFConfig(linear="mkl")
     if not torch.cuda.is_available():
         with pytest.raises(LanguageModelError, match="CUDA"):
             HFConfig(device="cuda").resolve_device()
@@ -364,7 +396,7 @@ def test_bench_planner_small(smollm2: HFLanguageModel) -> None:
     out = bench_planner(smollm2, n_options=8, prompt_tokens=120, option_tokens=12, repeats=1)
     assert {"options", "prompt_tokens", "naive_s", "cached_s", "speedup", "max_abs_diff", "model", "device",
             "threads", "tree_s", "tree_speedup_over_cached", "unique_tokens", "flops_tree", "limit_fraction",
-            "matmul_gflops_float32"} <= out.keys()  # fmt: skip
+            "matmul_gflops_float32", "linear"} <= out.keys()  # fmt: skip
     assert out["max_abs_diff"] <= 1e-4 and out["max_abs_diff_tree"] <= 1e-4 and out["same_argmax"]
     assert out["options"] == 8 and out["scoring"] == "tree"
     assert out["tree_cold_tokens"] == out["prompt_tokens"] - 1 + out["unique_tokens"]  # the prompt, then the tree

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from embodied.llm.base import load_language_model
-from embodied.llm.hf import HFLanguageModel
+from embodied.llm.hf import HFLanguageModel, OneDNNLinear, onednn_linear_works, use_linear_kernel
 
 COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "gray"]
 PLACES = [f"{c} bowl" for c in COLORS] + [
@@ -65,17 +65,25 @@ def planning_options(lm: HFLanguageModel, n: int, option_tokens: int, rng: np.ra
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 4, repeats: int = 3) -> float:
-    """Torch matmul throughput (GFLOP/s) of ``n`` x ``n`` products at the current thread count: the ceiling the
-    model's forward passes (matmul-bound on a CPU) are held against."""
+    """Torch matmul throughput (GFLOP/s) of ``n`` x ``n`` products at the current thread count, the faster of
+    torch's default kernel and oneDNN's (where it has one): the ceiling the model's forward passes
+    (matmul-bound on a CPU) are held against."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 * reps / statistics.median(times) / 1e9
+    kernels = [lambda: a @ b]
+    if dtype == torch.float32 and onednn_linear_works():
+        kernels.append(lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], ""))
+    best = 0.0
+    with torch.inference_mode():
+        for kernel in kernels:
+            kernel()  # warm-up
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for _ in range(reps):
+                    kernel()
+                times.append(time.perf_counter() - t)
+            best = max(best, 2 * n**3 * reps / statistics.median(times) / 1e9)
+    return best
 
 
 def tree_flops(lm: HFLanguageModel, prompt_len: int, options: list[str], with_prompt: bool = True
@@ -132,6 +140,8 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
     by their parents' rows), ``unique_option_tokens``: the unique option tokens scored. ``limit_fraction``
     is the tree pass's FLOP rate over this machine's float32 matmul rate, measured in the same run;
     ``flops_ratio_packed_over_tree`` the speed-up over the packed pass that equal efficiency would give.
+    With oneDNN linear layers (``linear``), the packed pass also runs on torch's own kernel, as before them:
+    ``cached_warm_torch_linear_s`` and ``tree_speedup_over_cached_torch_linear``.
     """
     if repeats < 1:
         raise ValueError(f"repeats={repeats}: expected >= 1")
@@ -155,11 +165,21 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
         lm.scoring = scoring
         return lm.score(prompt, options).logprob_sum  # the prompt cache holds this prompt: options only
 
+    onednn = any(isinstance(m, OneDNNLinear) for m in lm.model.modules())
+
+    def warm_torch_linear() -> np.ndarray:
+        """The packed pass on torch's own linear kernel: the cached path as it ran before oneDNN linears."""
+        use_linear_kernel(lm.model, "torch")
+        try:
+            return warm("packed")
+        finally:
+            use_linear_kernel(lm.model, "onednn")
+
     lm.score_naive(prompt, options[:2])  # warm-up (allocator, kernels)
     for mode in ("packed", "batched", "tree"):
         empty(mode)
     times: dict[str, list[float]] = {k: [] for k in ("naive", "packed", "packed_reuse", "batched", "tree", "tree_reuse",
-                                                     "packed_warm", "tree_warm")}
+                                                     "packed_warm", "tree_warm", "packed_warm_torch_linear")}
     scores: dict[str, np.ndarray] = {}
     ran: dict[str, int] = {}  # tokens each mode ran from an empty cache (stats.tokens)
     for _ in range(repeats):  # interleaved, so load from other processes hits every variant alike
@@ -175,9 +195,13 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
                 times[f"{mode}_warm"].append(dt)
                 dt, _ = timed(lambda: lm.score(grown, options))  # on top of the cache this prompt left
                 times[f"{mode}_reuse"].append(dt)
+        if onednn:
+            warm("packed")  # the prompt cached again
+            dt, scores["packed_torch_linear"] = timed(warm_torch_linear)
+            times["packed_warm_torch_linear"].append(dt)
     lm.scoring = default
     lm.reset_cache()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     naive = scores["naive"]
     n_prompt = len(lm.tokenize(prompt, special=True))
     unique, run_cold, flops_cold = tree_flops(lm, n_prompt, options)
@@ -206,7 +230,11 @@ def bench_planner(lm: HFLanguageModel, n_options: int = 53, prompt_tokens: int =
         "tree_speedup_over_cached": round(med["packed_warm"] / med["tree_warm"], 2),
         "tree_speedup_over_cached_cold": round(med["packed"] / med["tree"], 2),
         "tree_reuse_speedup_over_cached_reuse": round(med["packed_reuse"] / med["tree_reuse"], 2),
-        "max_abs_diff": float(max(np.abs(naive - scores[m]).max() for m in ("packed", "batched"))),
+        "linear": "onednn" if onednn else "torch",
+        "cached_warm_torch_linear_s": round(med["packed_warm_torch_linear"], 4) if onednn else None,
+        "tree_speedup_over_cached_torch_linear": round(med["packed_warm_torch_linear"] / med["tree_warm"], 2)
+        if onednn else None,
+        "max_abs_diff": float(max(np.abs(naive - scores[m]).max() for m in scores if m not in ("naive", "tree"))),
         "max_abs_diff_tree": float(np.abs(naive - scores["tree"]).max()),
         "same_argmax": bool(naive.argmax() == scores["tree"].argmax()),
         "option_tokens_total": int(sum(len(lm.tokenize(o)) for o in options)),

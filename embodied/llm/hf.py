@@ -45,6 +45,7 @@ PACKED_GQA = "sdpa_packed_gqa"  # sdpa with grouped queries packed onto their sh
 PACKED_ATTN = ("sdpa", "eager", PACKED_GQA)  # attention kernels that take a custom 4D mask
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SCORING = ("auto", "tree", "packed", "batched")
+LINEAR_KERNELS = ("auto", "onednn", "torch")
 
 
 def sdpa_packed_gqa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -66,6 +67,48 @@ def sdpa_packed_gqa(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     mask = attention_mask.repeat(1, 1, groups, 1)  # the same (Q, K) mask for each stacked query head
     out = torch.nn.functional.scaled_dot_product_attention(packed, key, value, attn_mask=mask, scale=scaling)
     return out.reshape(out.shape[0], h, q, value.shape[-1]).transpose(1, 2).contiguous(), None
+
+
+class OneDNNLinear(torch.nn.Linear):
+    """An ``nn.Linear`` whose inference forward (no autograd, float32 on a CPU) calls oneDNN's matmul instead of
+    torch's default BLAS: measured here on an AVX2 CPU, 1.4x faster for the tree pass's 123-row gate/up
+    projections and 1.6x for its 49,152-word vocabulary projection, equal elsewhere. Training (autograd on)
+    and other devices or dtypes use ``F.linear`` unchanged. Still an ``nn.Linear``, so adapters wrap it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32 \
+                or self.weight.dtype != torch.float32:
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+def onednn_linear_works() -> bool:
+    """Whether this torch build has oneDNN's linear op and it agrees with ``F.linear`` on a probe."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, w, b = torch.randn(3, 2, 16, generator=g), torch.randn(8, 16, generator=g), torch.randn(8, generator=g)
+        with torch.inference_mode():
+            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+        return bool(torch.allclose(y, torch.nn.functional.linear(x, w, b), atol=1e-4, rtol=1e-4))
+    except (RuntimeError, AttributeError, TypeError) as e:
+        log.info("oneDNN linear not available (%s); using torch's", e)
+        return False
+
+
+def use_linear_kernel(model: torch.nn.Module, kernel: str) -> int:
+    """Run the model's ``nn.Linear`` layers on ``kernel`` ("onednn" or "torch", see `OneDNNLinear`) by switching
+    their class in place (weights untouched, adapters unaffected); returns how many layers it switched."""
+    if kernel not in LINEAR_KERNELS[1:]:
+        raise LanguageModelError(f"linear kernel {kernel!r}: expected one of {', '.join(LINEAR_KERNELS[1:])}")
+    if kernel == "onednn" and not onednn_linear_works():
+        raise LanguageModelError("linear kernel 'onednn': this torch build has no working oneDNN linear op")
+    src, dst = (torch.nn.Linear, OneDNNLinear) if kernel == "onednn" else (OneDNNLinear, torch.nn.Linear)
+    layers = [m for m in model.modules() if type(m) is src]
+    for m in layers:
+        m.__class__ = dst
+    return len(layers)
 
 
 def _use_packed_gqa(model: PreTrainedModel) -> None:
@@ -97,6 +140,8 @@ class HFConfig:
     scoring: str = "auto"  # "tree": the options' prefix tree in one pass, tree mask (sdpa/eager attention only);
     #                        "packed": options one after another, block mask (sdpa/eager); "batched": padded
     #                        batch on the expanded prompt cache (any attention); "auto": tree if possible
+    linear: str = "auto"  # the linear layers' matmul on a CPU in float32: "onednn" (see OneDNNLinear), "torch"
+    #                       (torch's default BLAS), "auto": onednn where this torch build has a working one
     batch_size: int = 64  # options per forward pass in "packed"/"batched"; bounds memory
     max_tree_tokens: int = 2048  # unique option tokens per "tree" pass (more: several passes); bounds memory
     reuse_prompt_cache: bool = True  # keep the last prompt's KV cache; a grown prompt runs its new tokens
@@ -109,6 +154,8 @@ class HFConfig:
             raise LanguageModelError(f"HFConfig.threads={self.threads}: expected >= 1 or None")
         if self.scoring not in SCORING:
             raise LanguageModelError(f"HFConfig.scoring={self.scoring!r}: expected one of {', '.join(SCORING)}")
+        if self.linear not in LINEAR_KERNELS:
+            raise LanguageModelError(f"HFConfig.linear={self.linear!r}: expected one of {', '.join(LINEAR_KERNELS)}")
         if self.batch_size < 1:
             raise LanguageModelError(f"HFConfig.batch_size={self.batch_size}: expected >= 1")
         if self.max_tree_tokens < 1:
@@ -209,6 +256,9 @@ class HFLanguageModel(LanguageModel):
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
         if self.device.type == "cpu":
             _use_packed_gqa(model)
+            fp32 = next(model.parameters()).dtype == torch.float32
+            if self.config.linear == "onednn" or (self.config.linear == "auto" and fp32 and onednn_linear_works()):
+                log.info("linear layers on oneDNN: %d", use_linear_kernel(model, "onednn"))
         attn = getattr(model.config, "_attn_implementation", None)
         auto = "tree" if attn in PACKED_ATTN else "batched"
         self.scoring = auto if self.config.scoring == "auto" else self.config.scoring  # tree, packed or batched
