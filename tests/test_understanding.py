@@ -218,6 +218,57 @@ def test_quantifiers() -> None:
     )
 
 
+def test_choices_left_to_the_robot_become_one_of_and_vague_places_stay_refused() -> None:
+    """"any bowl", "either bowl", "one of the corners" and "the green or the red bowl" leave the place to the
+    robot (``one_of``); "a bowl", "the corner" and a choice between blocks still ask which one."""
+    bowls = ["green bowl", "blue bowl", "red bowl"]
+    corners = ["top left corner", "top right corner", "bottom left corner", "bottom right corner"]
+    for text in ("put the red block in any bowl", "put the red block in either bowl",
+                 "put the red block in one of the bowls", "place the red block into any of the bowls"):
+        assert goal_of(text) == [["one_of", "red block", bowls]], text
+    for text in ("put the red block in any corner", "move the red block to one of the corners"):
+        assert goal_of(text) == [["one_of", "red block", corners]], text
+    assert goal_of("put the red block in the green or the red bowl") == [["one_of", "red block",
+                                                                         ["green bowl", "red bowl"]]]
+    assert goal_of("put the red and blue blocks in the green bowl or the top left corner") == [
+        ["one_of", "red block", ["green bowl", "top left corner"]],
+        ["one_of", "blue block", ["green bowl", "top left corner"]]]
+    for text, word in (("put the red block in a bowl", "which one"), ("put the red block in the corner", "which corner"),
+                       ("put the red block in a corner", "which corner"),
+                       ("put the red block on the blue or the green block", "choice between")):
+        r = read(text)
+        assert r.refused and r.category == "ambiguous" and word in r.reason, (text, r.reason)
+    for goal in (goal_of("put the blue block in any bowl"), goal_of("put the blue block in any corner")):
+        validate_goal(goal, TABLE)
+
+
+def test_one_block_per_corner_is_different_corners() -> None:
+    """Published wordings of "different corners" that say it as one block per corner."""
+    blocks = ["red block", "blue block", "green block", "yellow block"]
+    corners = ["top left corner", "top right corner", "bottom left corner", "bottom right corner"]
+    for text in ("Put one block in each corner.", "move all the blocks into the corners, one per corner",
+                 "put a block in every corner", "put the blocks in the corners, one in each",
+                 "place the blocks one per corner", "put the blocks in the four corners of the table, one block per "
+                 "corner", "put all the blocks in different corners"):
+        assert goal_of(text, blocks) == [["different", blocks, corners]], text
+
+
+def test_it_after_a_clause_is_never_the_block_being_stacked() -> None:
+    """"..., then stack the yellow block on it": 'it' is the block of the clause before, never the yellow one."""
+    for verb in ("put", "stack", "place"):
+        assert goal_of(f"put the blue block in the red bowl and {verb} the yellow block on it") == [
+            ["in", "blue block", "red bowl"], ["on", "yellow block", "blue block"]], verb
+    assert goal_of("move the red block to the top left corner, then stack the green block on top of it") == [
+        ["at", "red block", "top left corner"], ["on", "green block", "red block"]]
+    assert read("stack the yellow block on it").category == "ambiguous"
+
+
+def test_a_request_typed_fast_is_not_taken_for_a_question() -> None:
+    assert goal_of("Cold you palce the red block in the red bowl for me, please?") == [["in", "red block", "red bowl"]]
+    assert goal_of("woud u put the blue block on the green block?") == [["on", "blue block", "green block"]]
+    assert read("cold you tell me where the red block is?").refused
+
+
 def test_descriptions_resolve_only_against_objects_on_the_table() -> None:
     goal = goal_of("put the forest-colored block in the red bowl", ["green block", "blue block", "red bowl"])
     assert same_goal(goal, [["in", "green block", "red bowl"]])

@@ -39,7 +39,11 @@ What it understands (one or more clauses; positions are free, see ``parse.py`` f
   assignment (one block per bowl) as ``in``s when only one exists, else the choice left open (``different`` +
   ``not_in``), or ``one_of`` per block when there are more blocks than bowls.
 - Spatial places and referents by place: ``embodied/understanding/spatial.py`` (sides, relations, distances,
-  between, near / far, lines, triangles, squares, different corners; "the block closest to ...").
+  between, near / far, lines, triangles, squares, different corners, also said as "one block in each corner"
+  or "into the corners, one per corner"; "the block closest to ...").
+- Places left to the robot: "any bowl", "either bowl", "one of the bowls / corners", "any corner", "the green
+  or the red bowl", "the green bowl or the top left corner" are ``one_of`` per block; "a bowl", "the corner"
+  and a choice between blocks ("on the red or the blue block") are refused as ambiguous.
 - Descriptions resolved against the objects on the table: "the forest-colored block", "the bowl the colour of
   the sky" (``lexicon.DESCRIPTORS``, ~120 things), "the light colored / dark / lightest block" (CIELAB L*:
   light = L* >= 65: yellow, cyan, orange, pink; dark = L* <= 50: red, blue, brown, purple; accepted when one
@@ -47,7 +51,7 @@ What it understands (one or more clauses; positions are free, see ``parse.py`` f
   a language model may name the colour (``ReaderConfig.lm_descriptors``); without one they are refused.
 - Wording around the request: polite frames ("could you please", "I'd like you to", "go ahead and"),
   purpose clauses ("so they form a stack"), where a block comes from ("from the table"), a final "?" after a
-  modal ("Could the red block go into the bowl?"), typos (one edit in words of 5+ letters, a swapped or
+  modal ("Could the red block go into the bowl?"; a misspelt opening modal, "Cold you ...", "woud u ..."), typos (one edit in words of 5+ letters, a swapped or
   missing letter in 4-letter ones, never into a word the reader knows to be something else: "black" never
   becomes "block"), telegraphic "red block, green bowl".
 

@@ -21,6 +21,7 @@ from embodied.world.predicates import validate_goal
 from embodied.world.scene import COLOR_NAMES, LOCATION_NAMES, MAX_BLOCKS, parse_object_name
 
 log = logging.getLogger(__name__)
+_CORNERS = tuple(n for n in LOCATION_NAMES if n.endswith("corner"))  # "any corner": the robot picks one
 
 # refusal categories, in the order the reader checks them
 CATEGORIES: tuple[str, ...] = (
@@ -207,8 +208,9 @@ def _count_words(n: int) -> str:
 
 @dataclass
 class _Target:
-    kind: str  # "bowl" | "block" | "loc" | "table" | "match" | "mismatch" | "tower"
+    kind: str  # "bowl" | "block" | "loc" | "table" | "match" | "mismatch" | "tower" | "one_of"
     name: str = ""
+    names: tuple[str, ...] = ()  # one_of: the places left to the robot's choice ("any bowl", "either corner")
 
 
 @dataclass
@@ -748,7 +750,10 @@ class _Interpreter:
     def _targets(self, p: _Pair) -> list[_Target]:
         out: list[_Target] = []
         for c in p.targets:
-            if c.type == "NP":
+            after = self._after(c)
+            if c.type == "NP" and after is not None and after.type == "CORNERS" and self._free_choice(after):
+                out.append(_Target("one_of", names=_CORNERS))  # "one of the corners"
+            elif c.type == "NP":
                 out.extend(self._target_np(c.np, p.rel or "to"))  # type: ignore[arg-type]
             elif c.type == "LOC":
                 out.append(_Target("loc", c.value))
@@ -762,6 +767,8 @@ class _Interpreter:
                     f"The {c.value} is a side of the table, which my goals cannot "
                     "state yet; I know the four corners and the middle.",
                 )
+            elif c.type in ("CORNERS", "CORNER_ANY") and self._free_choice(c):
+                out.append(_Target("one_of", names=_CORNERS))  # "any corner", "one of the corners"
             elif c.type == "CORNERS":
                 raise Refusal(
                     "unsupported_relation",
@@ -775,6 +782,23 @@ class _Interpreter:
                     "left or bottom right.",
                 )
         return out
+
+    def _after(self, c: Chunk) -> Chunk | None:
+        """The chunk after ``c`` in the clause, if any."""
+        k = next((i for i, x in enumerate(self.clause_chunks) if x is c), None)
+        return self.clause_chunks[k + 1] if k is not None and k + 1 < len(self.clause_chunks) else None
+
+    def _free_choice(self, c: Chunk) -> bool:
+        """Whether the words before a corner chunk leave the corner to the robot: "any corner", "either
+        corner", "one of the corners", "whichever corner" ("the corner" and "a corner" stay ambiguous)."""
+        k = next((i for i, x in enumerate(self.clause_chunks) if x is c), 0)
+        before = self.clause_chunks[k - 1] if k else None
+        if before is None:
+            return False
+        if before.type == "UNKNOWN" and before.value in ("any", "either", "whichever"):
+            return True
+        return (c.type == "CORNERS" and before.type == "NP" and before.np is not None
+                and before.np.kind == "generic" and before.np.count == 1 and before.np.plural)  # "one of the"
 
     def _target_np(self, np_: NP, rel: str) -> list[_Target]:
         if np_.pronoun == "there":
@@ -791,8 +815,18 @@ class _Interpreter:
             return [_Target("match" if np_.match else "mismatch")]
         if np_.reciprocal:
             return [_Target("tower")]
+        plain = not (np_.descriptor or np_.unknown_colors or np_.pronoun or np_.except_ or np_.rest)
+        free = np_.quant == "any" or np_.choice or (np_.indefinite and np_.count == 1 and np_.plural)
+        if np_.kind == "bowl" and plain and not np_.colors and free and len(self.scene.bowls) > 1:
+            # "any bowl", "either bowl", "one of the bowls": the robot picks ("a bowl" stays ambiguous)
+            return [_Target("one_of", names=tuple(_name(c, "bowl") for c in self.scene.bowls))]
         resolved = self.resolve(np_, "target", rel)
         out = [_Target(kind, name) for name, kind in resolved]
+        if len(out) > 1 and " or " in f" {np_.text} ":
+            if all(t.kind == "bowl" for t in out):
+                return [_Target("one_of", names=tuple(t.name for t in out))]  # "the green or the purple bowl"
+            names = " and ".join(t.name for t in out)
+            raise Refusal("ambiguous", f"The instruction leaves the choice between {names} open; say one.")
         return out
 
     def _add_place(self, moved: list[str], targets: list[_Target] | _Target, p: _Pair) -> None:
@@ -804,7 +838,13 @@ class _Interpreter:
         if len(targets) > 1 and all(t.kind in ("bowl", "block", "loc") for t in targets):
             if len(moved) == 1 or len(moved) != len(targets) or "respectively" not in self.words:
                 names = " and ".join(t.name for t in targets)
-                if len(moved) == 1 and any(c.type == "AND" and c.value == "or" for c in self.clause_chunks):
+                alternatives = any(c.type == "AND" and c.value == "or" for c in self.clause_chunks)
+                if alternatives and all(t.kind in ("bowl", "loc") for t in targets):
+                    # "in the green bowl or the top left corner": each block in one of them, the robot picks
+                    for b in moved:
+                        self.r.intents.append(_Place([b], _Target("one_of", names=tuple(t.name for t in targets))))
+                    return
+                if len(moved) == 1 and alternatives:
                     raise Refusal(
                         "ambiguous", f"The instruction leaves the choice between {names} open; say one."
                     )
@@ -872,6 +912,8 @@ class _Interpreter:
                 single = self._single_position(seq) or single
             if p.rel is not None and p.targets:
                 moved_names = [n for names, _, _ in seq for n in names]
+                if len(moved_names) == 1:  # as `_moved` does: "stack the yellow block on it" is not on itself
+                    self.last_blocks = moved_names
                 for t in self._targets(p):
                     if t.kind == "tower":
                         continue
@@ -1517,6 +1559,8 @@ def build_goal(intents: list, scene: _Scene) -> list[list]:
                         add(["on", b, t.name])
                     elif t.kind == "loc":
                         add(["at", b, t.name])
+                    elif t.kind == "one_of":
+                        add(["one_of", b, list(t.names)])
                 if t.kind == "block" and len(it.blocks) > 1:
                     raise Refusal(
                         "contradiction",
@@ -1654,6 +1698,9 @@ _QUESTION_START = re.compile(
 )
 _QUESTION_WORD = re.compile(r"^\s*(what|where|which|who|whom|whose|why|how)\b", re.IGNORECASE)
 _POLITE_START = re.compile(r"^\s*(please\s+)?(can|could|would|will|might)\b", re.IGNORECASE)
+# a request's opening modal typed fast ("Cold you ...", "woud u ..."): read as "could you" before anything else
+_MODAL_TYPO = re.compile(r"^(\s*(?:please\s+)?)(?:cold|coud|cud|culd|cloud|woud|wud|wuld|cn|cna)\s+(?:you|u|ya)\b",
+                         re.IGNORECASE)
 
 
 def _refused(category: str, sentence: str, confidence: float = 0.0, notes: tuple[str, ...] = ()) -> Reading:
@@ -1713,7 +1760,7 @@ class GoalReader:
                 f"The instruction tries to change what I do or report ('{inj}'); I "
                 "only carry out requests to move blocks.",
             )
-        toks = normalise(instruction)
+        toks = normalise(_MODAL_TYPO.sub(r"\1could you", instruction))
         text = " ".join(toks.words)
         if _QUESTION_START.search(text) or (
             toks.question_mark

@@ -267,7 +267,16 @@ _PLACES: list[tuple[str, re.Pattern[str]]] = [
     ("different", re.compile(r"\b(?:in|on|to|into|at|onto) (?:a |the |their own |)?(?:different|separate|distinct|"
                              r"individual) (?P<what>corner|bowl)s?\b")),
     ("different", re.compile(r"\b(?:in|on|to|into|at|onto) (?:its|their) own (?P<what>corner|bowl)s?\b")),
+    # "into the corners, one per corner", "in the four corners, one in each": a block per corner or bowl
+    ("different", re.compile(r"\b(?:in|on|to|into|at|onto) (?:the |all the |all |)(?:four |)(?P<what>corner|bowl)s"
+                             r"(?: of the table|)(?: ,|) (?:with |)one (?:block |)(?:per|in each|on each|to each|"
+                             r"for each|at each|in every|each)(?: (?:corner|bowl)|)\b")),
+    ("different", re.compile(r"\bone (?:per|in each|on each|to each|into each|at each|in every) (?P<what>corner|bowl)"
+                             r"\b")),
 ]
+# "put one block in each corner", "a block on every corner": the blocks, one per corner (or bowl)
+_ONE_EACH = re.compile(r"\b(?:one|a|a single) (?:block|cube) (?:in|on|into|to|at|onto) (?:each|every) "
+                       r"(?P<what>corner|bowl)\b")
 
 
 def find_place(text: str) -> tuple[Place, str] | None:
@@ -296,6 +305,10 @@ def find_place(text: str) -> tuple[Place, str] | None:
                                                                                           m.group("shape")))
         rest = _shape_where(text[m.end():], place)
         return place, text[:m.start()] + "{PLACE}" + rest
+    m = _ONE_EACH.search(text)
+    if m is not None:
+        return (Place("different", m.group(0), what=m.group("what") + "s"),
+                text[:m.start()] + "the blocks {PLACE}" + text[m.end():])
     for kind, pat in _PLACES:
         m = pat.search(text)
         if m is None:
