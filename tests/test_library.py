@@ -170,7 +170,25 @@ BAD_SKILLS = [
      "skill 'mismatch'", "do not match"),
     ({"name": "Bad Name", "description": "d", "params": [], "code": "def x(api):\n    pass\n"}, "'name'", "identifier"),
     ({"name": "nocode", "description": "d", "params": []}, "skill 'nocode'", "missing code"),
+    ({"name": "crafty", "description": "d", "params": [], "provenance": {"world": "crafter"},
+      "code": "def crafty(api):\n    api.pick_and_place('red block', 'middle')\n"}, "skill 'crafty'", "not an API"),
+    ({"name": "mars", "description": "d", "params": [], "provenance": {"world": "mars"},
+      "code": "def mars(api):\n    pass\n"}, "skill 'mars'", "known worlds"),
 ]
+
+
+def test_import_checks_a_skill_against_its_own_worlds_api(tmp_path):
+    """A Crafter skill (provenance world "crafter") is checked against Crafter's API, not the tabletop's."""
+    crafter = {"name": "make_planks", "description": "collect wood, then place a table", "params": [],
+               "provenance": {"world": "crafter", "goal": "place_table"},
+               "code": "def make_planks(api):\n    while api.count('wood') < 1:\n        api.collect_wood()\n"
+                       "    api.place_table()\n"}
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps([crafter]))
+    store = SkillStore(tmp_path / "lib.db")
+    report = import_library(store, path)
+    assert report.added == ["make_planks"] and not report.rejected
+    assert store.get("make_planks").provenance["world"] == "crafter"
 
 
 @pytest.mark.parametrize(("item", "who", "rule"), BAD_SKILLS)

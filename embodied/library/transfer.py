@@ -82,6 +82,17 @@ def read_export(path: str | Path) -> list[Any]:
     return data
 
 
+def _world_api(world: object, where: str) -> tuple[str, ...]:
+    """The API methods a skill of ``world`` (its provenance) may call: the tabletop's or Crafter's."""
+    if world == "tabletop":
+        return API_METHODS
+    if world == "crafter":
+        from embodied.library.crafter import API_METHODS as CRAFTER_API  # only when a Crafter skill comes in
+
+        return CRAFTER_API
+    raise LibraryError(f"{where}: provenance 'world' is {world!r}; known worlds: tabletop, crafter")
+
+
 def check_item(item: Any, where: str) -> tuple[SkillRecord, list[dict[str, Any]] | None]:
     """A record from one exported object, or LibraryError/SkillCodeError naming the skill and the rule."""
     if not isinstance(item, dict):
@@ -105,8 +116,11 @@ def check_item(item: Any, where: str) -> tuple[SkillRecord, list[dict[str, Any]]
         if size > limit:
             raise LibraryError(f"{where}: {key!r} is {size:,} bytes as JSON; the limit is {limit:,}")
     params = parse_params(item["params"], where)
+    provenance = item.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise LibraryError(f"{where}: 'provenance' must be an object")
     try:
-        spec = check_source(item["code"], API_METHODS)
+        spec = check_source(item["code"], _world_api((provenance or {}).get("world", "tabletop"), where))
     except SkillCodeError as e:
         raise LibraryError(f"{where}: {e}") from None
     if spec.name != name:
