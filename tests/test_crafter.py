@@ -186,6 +186,28 @@ def test_a_successful_episode_becomes_a_program_that_works_on_another_world() ->
     assert nothing is None
 
 
+def test_a_collect_skill_collects_when_reused_with_the_inventory_already_full() -> None:
+    """A learned collect program is reused to collect: it collects at least once more (the game's counter
+    grows) even when the inventory already holds what the episode it was learned from had."""
+    from embodied.library.crafter import abstract_crafter, run_program
+    from embodied.library.store import SkillRecord
+    from embodied.world.seeds import CRAFTER_LEARN, CRAFTER_VERIFY
+
+    steps = _scripted_steps(CRAFTER_LEARN.start, ["collect_wood", "collect_wood"])
+    draft = abstract_crafter("collect_wood", steps)
+    assert draft is not None and 'while api.count("wood") < 1:' in draft.code
+    assert "if not api.collect_wood():" in draft.code.split("while")[-1]  # the last call has no guard
+    record = SkillRecord(draft.name, draft.description, [], draft.code)
+    env = CrafterEnv()
+    env.reset(seed=CRAFTER_VERIFY.start + 3)
+    body = CrafterBody(env)
+    for _ in range(2):  # the second run starts with wood in the inventory
+        before = body.achievements.get("collect_wood", 0), body.inventory.get("wood", 0)
+        ok, reason, _ = run_program(record, body)
+        assert ok, reason
+        assert body.achievements["collect_wood"] > before[0] and body.inventory["wood"] > before[1]
+
+
 def test_a_program_is_judged_by_the_game_not_by_what_it_returns() -> None:
     from embodied.library.crafter import run_program
     from embodied.library.store import SkillRecord

@@ -266,10 +266,16 @@ def abstract_crafter(goal: str, steps: Sequence[Step]) -> CrafterDraft | None:
     if not kept or kept[-1][0] not in (goal, skill_for(goal)):
         return None
     lines, words = [], []
-    for skill, library, k in kept:
+    for n, (skill, library, k) in enumerate(kept):
         code, said = _statement(skill, library, k)
         if skill in (goal, skill_for(goal)) and not library and not skill.startswith("collect_"):
             code, said = f"    api.{skill}()", said  # the goal itself: always attempted
+        elif n == len(kept) - 1 and skill == goal and skill.startswith("collect_"):
+            # a collect goal collects once more, whatever the inventory holds: a guard alone would make its reuse
+            # a no-op (nothing collected, the counter unchanged) once the inventory holds k
+            code, said = _statement(skill, library, k - 1) if k > 1 else ("", "")
+            code += ("\n" if code else "") + f"    if not api.{skill}():\n        return False"
+            said = (f"{said}, then " if said else "") + f"collect one more {skill[len('collect_'):]}"
         lines.append(code)
         words.append(said + (" (learned skill)" if library else ""))
     description = f"{_goal_words(goal)}: " + ", ".join(words)
