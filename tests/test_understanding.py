@@ -263,6 +263,24 @@ def test_it_after_a_clause_is_never_the_block_being_stacked() -> None:
     assert read("stack the yellow block on it").category == "ambiguous"
 
 
+def test_a_tower_order_given_as_a_list_after_in_order() -> None:
+    """"in order X, Y, Z" is bottom first unless it says top first; a full order narrows a bare "the blocks"
+    to the blocks it names, but never "all the blocks"."""
+    bottom_up = [["stacked", ["red block", "blue block", "green block"]], ["on", "blue block", "red block"],
+                 ["on", "green block", "blue block"]]
+    for text in ("stack the blocks in order red, blue, green",
+                 "stack the blocks in the order red, blue, green from bottom to top",
+                 "Stack in this order from bottom: red, blue, green", "stack the red, blue and green blocks in that order",
+                 "stack red, blue and green in that order", "stack the blocks in order: green, blue, red, from top to bottom",
+                 "stack the blocks from bottom to top: red, blue, green",
+                 "Stack the blocks with red at the bottom, blue in the middle and green on top."):
+        assert goal_of(text) == bottom_up, text
+    r = read("stack all the blocks from bottom to top: red, blue, green")  # the yellow block has no place
+    assert r.refused and r.category == "unsupported_relation"
+    assert goal_of("stack the blocks in any order") == [["stacked", ["red block", "blue block", "green block",
+                                                                     "yellow block"]]]
+
+
 def test_a_request_typed_fast_is_not_taken_for_a_question() -> None:
     assert goal_of("Cold you palce the red block in the red bowl for me, please?") == [["in", "red block", "red bowl"]]
     assert goal_of("woud u put the blue block on the green block?") == [["on", "blue block", "green block"]]

@@ -33,7 +33,8 @@ What it understands (one or more clauses; positions are free, see ``parse.py`` f
 - Towers: unordered ("stack the red and blue blocks", "put them on top of each other", "in one pile"),
   all blocks ("stack the blocks", "the tallest tower you can"), ordered bottom-first or top-first ("with red
   at the bottom, then blue, then green", "from top to bottom: ...", "X at the base, Y in the middle, Z on
-  top"), placed ("stack all the blocks on the bottom right corner", "... in the green bowl").
+  top", "in order X, Y, Z" and "the X, Y and Z blocks in that order", bottom first unless they say top first;
+  a full order narrows a bare "the blocks" to the blocks it names), placed ("stack all the blocks on the bottom right corner", "... in the green bowl").
 - Matching colours: "matching bowls", "the bowl of the same colour", "with its colour", "matched colored",
   "corresponding", "sort by colour"; mismatched: "a bowl of a different colour", "mismatched bowls": the one
   assignment (one block per bowl) as ``in``s when only one exists, else the choice left open (``different`` +

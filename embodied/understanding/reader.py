@@ -892,6 +892,7 @@ class _Interpreter:
         pairs = self.pairs(clause)
         count = self._tower_count()
         members: list[str] = []
+        loose: set[str] = set()  # members only from a bare "the blocks", which a full order may narrow
         ordered: list[str] = []
         base: _Target | None = None
         chain: list[tuple[str, str]] = []
@@ -902,6 +903,9 @@ class _Interpreter:
             for idx, np_ in enumerate(p.moved):
                 names = [n for n, k in self.resolve(np_, "member", p.rel) if self._block_only(n, k)]
                 seq.append((names, np_, p.markers.get(idx, [])))
+                if np_.plural and np_.quant is None and not (np_.colors or np_.descriptor or np_.count or np_.rest
+                                                             or np_.except_ or np_.pronoun):
+                    loose.update(names)  # "stack the blocks from bottom to top: ...": the blocks the order names
                 for n in names:
                     if n not in members:
                         members.append(n)
@@ -982,6 +986,8 @@ class _Interpreter:
             other = next(m for m in members if m != name)
             ordered = [name, other] if mark == "bottom" else [other, name]
         if ordered and len(ordered) >= 2:
+            if set(ordered) < set(members) and set(members) - set(ordered) <= loose:
+                members = [m for m in members if m in ordered]
             if set(ordered) != set(members):
                 raise Refusal(
                     "unsupported_relation",
@@ -1698,6 +1704,35 @@ _QUESTION_START = re.compile(
 )
 _QUESTION_WORD = re.compile(r"^\s*(what|where|which|who|whom|whose|why|how)\b", re.IGNORECASE)
 _POLITE_START = re.compile(r"^\s*(please\s+)?(can|could|would|will|might)\b", re.IGNORECASE)
+# a tower's order said as a list after "in (the / this / that) order": rewritten to the reader's "from bottom to top:
+# X, Y, Z" (a stacking order is bottom first unless it says top first)
+_COL = r"(?!(?:from|going|bottom|top|base|and|then|to|up|down)\b)[a-z]+(?:[ -](?:blue|green|red|gray|grey))?"
+_LIST = rf"(?P<list>{_COL}(?:\s*,\s*{_COL})*\s*,?\s*(?:and then|then|and)\s+{_COL}|{_COL}(?:\s*,\s*{_COL}){{2,}})"
+_DIR = r"(?P<dir>\s*,?\s*(?:(?:going |)from (?:the )?(?:bottom|top|base)(?: to (?:the )?(?:top|bottom)| up(?:wards?)?| down(?:wards?)?)?|(?:bottom|top) to (?:bottom|top)|(?:bottom|top)[ -]up|(?:bottom|top)[ -]down))"
+_ORDER_LIST = [
+    re.compile(rf"\bin (?:the |this |that |the following |)order{_DIR}?\s*:?\s*{_LIST}{_DIR.replace('dir', 'dir2')}?",
+               re.IGNORECASE),
+    re.compile(rf"\bthe {_LIST} blocks,? (?:in|following) (?:that|this|the given|the same|the listed|the stated) order"
+               rf"{_DIR}?", re.IGNORECASE),
+    re.compile(rf"\b{_LIST},? in (?:that|this|the given|the same|the listed|the stated) order{_DIR}?", re.IGNORECASE),
+]
+
+
+def _order_phrase(text: str) -> str:
+    """``text`` with a tower order said as "in order X, Y, Z" rewritten as "from bottom to top: X, Y, Z"."""
+    for pat in _ORDER_LIST:
+        m = pat.search(text)
+        if m is None:
+            continue
+        d = m.groupdict()
+        way = " ".join(x for x in (d.get("dir"), d.get("dir2")) if x).lower()
+        top_first = bool(re.search(r"from (?:the )?top|top to bottom|top[ -]down|down", way))
+        items = [x for x in re.split(r"\s*,\s*(?:and then |then |and )?|\s+(?:and then|then|and)\s+", m["list"]) if x]
+        head = "from top to bottom: " if top_first else "from bottom to top: "
+        return text[:m.start()] + head + ", ".join(items) + text[m.end():]
+    return text
+
+
 # a request's opening modal typed fast ("Cold you ...", "woud u ..."): read as "could you" before anything else
 _MODAL_TYPO = re.compile(r"^(\s*(?:please\s+)?)(?:cold|coud|cud|culd|cloud|woud|wud|wuld|cn|cna)\s+(?:you|u|ya)\b",
                          re.IGNORECASE)
@@ -1760,7 +1795,7 @@ class GoalReader:
                 f"The instruction tries to change what I do or report ('{inj}'); I "
                 "only carry out requests to move blocks.",
             )
-        toks = normalise(_MODAL_TYPO.sub(r"\1could you", instruction))
+        toks = normalise(_order_phrase(_MODAL_TYPO.sub(r"\1could you", instruction)))
         text = " ".join(toks.words)
         if _QUESTION_START.search(text) or (
             toks.question_mark
