@@ -226,6 +226,10 @@ def test_choices_left_to_the_robot_become_one_of_and_vague_places_stay_refused()
     for text in ("put the red block in any bowl", "put the red block in either bowl",
                  "put the red block in one of the bowls", "place the red block into any of the bowls"):
         assert goal_of(text) == [["one_of", "red block", bowls]], text
+    for text in ("put each block into a bowl", "put every block in a bowl"):  # a bowl per block, any
+        assert goal_of(text) == [["one_of", b, bowls] for b in ("red block", "blue block", "green block",
+                                                                 "yellow block")], text
+    assert read("put all the blocks in a bowl").category == "ambiguous"  # all of them in one bowl: which?
     for text in ("put the red block in any corner", "move the red block to one of the corners"):
         assert goal_of(text) == [["one_of", "red block", corners]], text
     assert goal_of("put the red block in the green or the red bowl") == [["one_of", "red block",

@@ -816,9 +816,14 @@ class _Interpreter:
         if np_.reciprocal:
             return [_Target("tower")]
         plain = not (np_.descriptor or np_.unknown_colors or np_.pronoun or np_.except_ or np_.rest)
-        free = np_.quant == "any" or np_.choice or (np_.indefinite and np_.count == 1 and np_.plural)
+        each = any(c.type == "NP" and c.np is not None and c.np is not np_
+                   and (c.np.quant in ("each", "every") or c.np.quant == "all" and not c.np.plural)
+                   for c in self.clause_chunks)  # "put each / every block into a bowl": a bowl per block, any
+        free = np_.quant == "any" or np_.choice or (np_.indefinite and np_.count == 1 and np_.plural) \
+            or (each and np_.indefinite and not np_.plural)
         if np_.kind == "bowl" and plain and not np_.colors and free and len(self.scene.bowls) > 1:
-            # "any bowl", "either bowl", "one of the bowls": the robot picks ("a bowl" stays ambiguous)
+            # "any bowl", "either bowl", "one of the bowls", "each block in a bowl": the robot picks ("put the red
+            # block in a bowl" stays ambiguous)
             return [_Target("one_of", names=tuple(_name(c, "bowl") for c in self.scene.bowls))]
         resolved = self.resolve(np_, "target", rel)
         out = [_Target(kind, name) for name, kind in resolved]
