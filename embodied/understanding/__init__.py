@@ -43,9 +43,9 @@ What it understands (one or more clauses; positions are free, see ``parse.py`` f
   between, near / far, lines, triangles, squares, different corners, also said as "one block in each corner"
   or "into the corners, one per corner"; "the block closest to ...").
 - Places left to the robot: "any bowl", "either bowl", "one of the bowls / corners", "any corner", "each block
-  in a bowl", "the green
-  or the red bowl", "the green bowl or the top left corner" are ``one_of`` per block; "a bowl", "the corner"
-  and a choice between blocks ("on the red or the blue block") are refused as ambiguous.
+  in a bowl", "the green or the red bowl", "the green bowl or the top left corner" are ``one_of`` per block;
+  "the red block in a bowl", "the corner" and a choice between blocks ("on the red or the blue block") are
+  refused as ambiguous.
 - Descriptions resolved against the objects on the table: "the forest-colored block", "the bowl the colour of
   the sky" (``lexicon.DESCRIPTORS``, ~120 things), "the light colored / dark / lightest block" (CIELAB L*:
   light = L* >= 65: yellow, cyan, orange, pink; dark = L* <= 50: red, blue, brown, purple; accepted when one
