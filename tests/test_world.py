@@ -20,7 +20,7 @@ def test_seed_ranges_never_overlap_and_cover_the_benchmarks():
     assert all(r.start < r.stop for r in seeds.SEED_RANGES)
     from embodied.world.tasks import load_tasks
 
-    for name in ("generated_100", "long_horizon_30", "paraphrases", "novel_wording"):
+    for name in ("generated_100", "long_horizon_30", "paraphrases", "novel_wording", "choice_wording"):
         assert all(t.seed in seeds.EVALUATION for t in load_tasks(f"benchmarks/{name}.jsonl")), name
 
 
