@@ -18,6 +18,7 @@ reference and the benchmark baseline. All paths use the same token ids and agree
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import logging
 import os
@@ -82,8 +83,9 @@ class OneDNNLinear(torch.nn.Linear):
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 
 
+@functools.cache
 def onednn_linear_works() -> bool:
-    """Whether this torch build has oneDNN's linear op and it agrees with ``F.linear`` on a probe."""
+    """Whether this torch build has oneDNN's linear op and it agrees with ``F.linear`` on a probe (once)."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
