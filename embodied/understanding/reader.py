@@ -750,7 +750,7 @@ class _Interpreter:
     def _targets(self, p: _Pair) -> list[_Target]:
         out: list[_Target] = []
         for c in p.targets:
-            after = self._after(c)
+            after = self._neighbour(c, 1)
             if c.type == "NP" and after is not None and after.type == "CORNERS" and self._free_choice(after):
                 out.append(_Target("one_of", names=_CORNERS))  # "one of the corners"
             elif c.type == "NP":
@@ -783,16 +783,16 @@ class _Interpreter:
                 )
         return out
 
-    def _after(self, c: Chunk) -> Chunk | None:
-        """The chunk after ``c`` in the clause, if any."""
+    def _neighbour(self, c: Chunk, step: int) -> Chunk | None:
+        """The chunk ``step`` places from ``c`` in the clause (-1: before, 1: after), if any."""
         k = next((i for i, x in enumerate(self.clause_chunks) if x is c), None)
-        return self.clause_chunks[k + 1] if k is not None and k + 1 < len(self.clause_chunks) else None
+        j = None if k is None else k + step
+        return self.clause_chunks[j] if j is not None and 0 <= j < len(self.clause_chunks) else None
 
     def _free_choice(self, c: Chunk) -> bool:
         """Whether the words before a corner chunk leave the corner to the robot: "any corner", "either
         corner", "one of the corners", "whichever corner" ("the corner" and "a corner" stay ambiguous)."""
-        k = next((i for i, x in enumerate(self.clause_chunks) if x is c), 0)
-        before = self.clause_chunks[k - 1] if k else None
+        before = self._neighbour(c, -1)
         if before is None:
             return False
         if before.type == "UNKNOWN" and before.value in ("any", "either", "whichever"):
